@@ -1,0 +1,42 @@
+# `make demo` and `make test` work on a fresh machine: they create .venv (torch first), install, then run.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# A pinned torch is installed before the project so that pip never resolves the open `torch>=2.4` to a
+# multi-GB CUDA build on a CPU machine.  On a GPU machine: make TORCH_SPEC='torch' ...
+TORCH_SPEC ?= torch==2.13.0
+STAMP := $(VENV)/.mmpipe-installed
+PYTEST_ARGS ?=
+
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export DO_NOT_TRACK := 1
+
+.PHONY: setup demo test lint bench clean-venv
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install "$(TORCH_SPEC)"
+	$(BIN)/pip install -e '.[dev]'
+	@# Fail loudly here, not halfway through a test run, when an install step is missing.
+	$(BIN)/python -c "import torch, scrapy, dask.distributed, prefect, pyarrow, PIL, ftfy, py3langid, tokenizers, \
+	safetensors, duckdb, typer, webdataset; print('mmpipe environment OK: torch', torch.__version__)"
+	$(BIN)/mmpipe --help >/dev/null
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/mmpipe demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_clean.py
+	$(BIN)/python benchmarks/bench_train.py
+
+clean-venv:
+	rm -rf $(VENV)

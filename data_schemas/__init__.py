@@ -1,0 +1,50 @@
+"""Versioned data contracts shared by every stage: Arrow schemas, the manifest, the blocklist, atomic writers.
+
+Stages never import each other; they agree only on what is in this package.  See ``data_schemas/README.md`` for
+every field.
+"""
+
+from data_schemas.blocklist import BlockEntry, Blocklist
+from data_schemas.io import atomic_write_bytes, atomic_write_json, atomic_write_parquet, file_sha256
+from data_schemas.manifest import MANIFEST_NAME, MANIFEST_VERSION, Manifest, ShardInfo
+from data_schemas.schemas import (
+    CAPTION_ORIGINS,
+    CAPTION_PREFERENCE,
+    CLEAN_SCHEMA,
+    CLEAN_VERSION,
+    RAW_SCHEMA,
+    RAW_VERSION,
+    SOURCE_KINDS,
+    SchemaError,
+    empty_table,
+    row_id,
+    schema_name,
+    schema_version,
+    validate,
+)
+
+__all__ = [
+    "BlockEntry",
+    "Blocklist",
+    "CAPTION_ORIGINS",
+    "CAPTION_PREFERENCE",
+    "CLEAN_SCHEMA",
+    "CLEAN_VERSION",
+    "MANIFEST_NAME",
+    "MANIFEST_VERSION",
+    "Manifest",
+    "RAW_SCHEMA",
+    "RAW_VERSION",
+    "SOURCE_KINDS",
+    "SchemaError",
+    "ShardInfo",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "atomic_write_parquet",
+    "empty_table",
+    "file_sha256",
+    "row_id",
+    "schema_name",
+    "schema_version",
+    "validate",
+]

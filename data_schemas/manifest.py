@@ -1,0 +1,73 @@
+"""The dataset manifest: written last, so its presence means every shard it lists is complete."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from data_schemas.io import atomic_write_json
+from data_schemas.schemas import CLEAN_VERSION, SchemaError
+
+MANIFEST_NAME = "manifest.json"
+MANIFEST_VERSION = "1"
+
+
+@dataclass
+class ShardInfo:
+    name: str  # path relative to the dataset directory, e.g. "shards/train-00000.parquet"
+    rows: int
+    bytes: int
+    sha256: str
+    split: str = ""
+
+
+@dataclass
+class Manifest:
+    """Everything needed to trust and reproduce a dataset.
+
+    ``funnel`` is ordered: rows_in, then one entry per drop reason, then rows_out; rows_in - sum(drops) == rows_out.
+    """
+
+    schema_version: str = CLEAN_VERSION
+    manifest_version: str = MANIFEST_VERSION
+    created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
+    inputs: list[dict[str, Any]] = field(default_factory=list)  # {path, rows, bytes, sha256}
+    parameters: dict[str, Any] = field(default_factory=dict)
+    rows_in: int = 0
+    drops: dict[str, int] = field(default_factory=dict)  # reason -> rows
+    rows_out: int = 0
+    per_source: dict[str, int] = field(default_factory=dict)  # source -> rows kept
+    per_split: dict[str, int] = field(default_factory=dict)
+    shards: list[ShardInfo] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def write(self, dataset_dir: str | Path) -> Path:
+        return atomic_write_json(Path(dataset_dir) / MANIFEST_NAME, self.to_dict())
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Manifest:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        known["shards"] = [ShardInfo(**s) for s in data.get("shards", [])]
+        return cls(**known)
+
+    @classmethod
+    def read(cls, dataset_dir: str | Path) -> Manifest:
+        path = Path(dataset_dir)
+        path = path / MANIFEST_NAME if path.is_dir() else path
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no manifest; the dataset is incomplete or was never written "
+                                    "(run `mmpipe clean` to create it)")
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise SchemaError(f"manifest is not valid JSON ({exc})", path=path) from exc
+        if str(data.get("manifest_version")) != MANIFEST_VERSION:
+            raise SchemaError(f"manifest version {data.get('manifest_version')}, expected {MANIFEST_VERSION}",
+                              path=path)
+        return cls.from_dict(data)

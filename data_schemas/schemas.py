@@ -1,0 +1,186 @@
+"""RAW and CLEAN Arrow schemas and their validator.
+
+The schema name and version travel in the Arrow schema metadata (``mmpipe.schema``, ``mmpipe.schema_version``) and
+therefore in every Parquet footer, so a reader can refuse a file written by an incompatible version before it
+touches a single row.  Bump the version whenever a field changes meaning or type.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+RAW_VERSION = "1"
+CLEAN_VERSION = "1"
+SOURCE_KINDS = ("news", "mastodon", "bluesky", "feed")
+CAPTION_ORIGINS = ("figcaption", "alt", "og_image_alt", "jsonld", "social_alt", "feed", "title", "context")
+# Which candidate becomes the caption: the first, in this order, that passes the text filters.  Human-written
+# descriptions of *this* image first (alt text on social posts and figcaptions are written for the picture), then
+# structured data, then page-level text that may describe something else.
+CAPTION_PREFERENCE = ("social_alt", "figcaption", "jsonld", "alt", "og_image_alt", "feed", "context", "title")
+_META_NAME = b"mmpipe.schema"
+_META_VERSION = b"mmpipe.schema_version"
+
+_TS = pa.timestamp("us", tz="UTC")
+CAPTION_CANDIDATE = pa.struct([pa.field("text", pa.string(), nullable=False),
+                               pa.field("origin", pa.string(), nullable=False)])
+
+
+def _schema(name: str, version: str, fields: list[pa.Field]) -> pa.Schema:
+    return pa.schema(fields, metadata={_META_NAME: name.encode(), _META_VERSION: version.encode()})
+
+
+RAW_SCHEMA = _schema("raw", RAW_VERSION, [
+    pa.field("id", pa.string(), nullable=False),
+    pa.field("source", pa.string(), nullable=False),
+    pa.field("source_kind", pa.string(), nullable=False),
+    pa.field("page_url", pa.string(), nullable=False),
+    pa.field("image_url", pa.string(), nullable=False),
+    pa.field("caption_candidates", pa.list_(CAPTION_CANDIDATE), nullable=False),
+    pa.field("title", pa.string()),
+    pa.field("page_lang", pa.string()),
+    pa.field("published_at", _TS),
+    pa.field("crawled_at", _TS, nullable=False),
+    pa.field("license", pa.string()),
+    pa.field("credit", pa.string()),
+    pa.field("image_bytes", pa.binary()),
+    pa.field("image_mime", pa.string()),
+    pa.field("http_status", pa.int16()),
+    pa.field("fetch_error", pa.string()),
+    pa.field("opt_out", pa.list_(pa.string()), nullable=False),
+])
+
+CLEAN_SCHEMA = _schema("clean", CLEAN_VERSION, [
+    pa.field("key", pa.string(), nullable=False),
+    pa.field("caption", pa.string(), nullable=False),
+    pa.field("caption_origin", pa.string(), nullable=False),
+    pa.field("image", pa.binary(), nullable=False),
+    pa.field("width", pa.int32(), nullable=False),
+    pa.field("height", pa.int32(), nullable=False),
+    pa.field("original_width", pa.int32(), nullable=False),
+    pa.field("original_height", pa.int32(), nullable=False),
+    pa.field("sha256", pa.string(), nullable=False),
+    pa.field("phash", pa.uint64(), nullable=False),
+    pa.field("lang", pa.string(), nullable=False),
+    pa.field("source", pa.string(), nullable=False),
+    pa.field("source_kind", pa.string(), nullable=False),
+    pa.field("page_url", pa.string(), nullable=False),
+    pa.field("image_url", pa.string(), nullable=False),
+    pa.field("published_at", _TS),
+    pa.field("crawled_at", _TS, nullable=False),
+    pa.field("license", pa.string()),
+    pa.field("credit", pa.string()),
+    pa.field("split", pa.string(), nullable=False),
+    pa.field("dup_cluster", pa.string(), nullable=False),
+])
+
+_BY_NAME = {"raw": RAW_SCHEMA, "clean": CLEAN_SCHEMA}
+
+
+class SchemaError(ValueError):
+    """A table or file does not follow a schema; the message names the file, the column and the problem."""
+
+    def __init__(self, problem: str, *, column: str | None = None, path: str | Path | None = None):
+        self.problem, self.column, self.path = problem, column, str(path) if path else None
+        where = f"{self.path}: " if self.path else ""
+        col = f"column '{column}': " if column else ""
+        super().__init__(f"{where}{col}{problem}")
+
+
+def row_id(page_url: str, image_url: str) -> str:
+    """Stable across crawls and machines, so re-crawls, resumes and takedowns can all name the same row."""
+    return hashlib.sha256(f"{page_url}\x00{image_url}".encode()).hexdigest()[:32]
+
+
+def schema_name(schema: pa.Schema) -> str | None:
+    meta = schema.metadata or {}
+    return meta[_META_NAME].decode() if _META_NAME in meta else None
+
+
+def schema_version(schema: pa.Schema) -> str | None:
+    meta = schema.metadata or {}
+    return meta[_META_VERSION].decode() if _META_VERSION in meta else None
+
+
+def empty_table(schema: pa.Schema) -> pa.Table:
+    return schema.empty_table()
+
+
+def _check_metadata(actual: pa.Schema, expected: pa.Schema, path: Path | None) -> None:
+    name, version = schema_name(actual), schema_version(actual)
+    if name is None or version is None:
+        return  # plain Arrow tables built in memory carry no metadata; their columns are still checked
+    if name != schema_name(expected):
+        raise SchemaError(f"is a '{name}' table, expected '{schema_name(expected)}'", path=path)
+    if version != schema_version(expected):
+        raise SchemaError(f"schema version {version}, this mmpipe reads version {schema_version(expected)}: "
+                          "re-run the stage that wrote it with this version", path=path)
+
+
+def _check_fields(actual: pa.Schema, expected: pa.Schema, path: Path | None) -> None:
+    for field in expected:
+        idx = actual.get_field_index(field.name)
+        if idx < 0:
+            raise SchemaError("missing", column=field.name, path=path)
+        got = actual.field(idx).type
+        if not got.equals(field.type):
+            raise SchemaError(f"has type {got}, expected {field.type}", column=field.name, path=path)
+
+
+def _check_nulls(table: pa.Table, expected: pa.Schema, path: Path | None) -> None:
+    for field in expected:
+        if not field.nullable and table.column(field.name).null_count:
+            n = table.column(field.name).null_count
+            raise SchemaError(f"{n} null value(s) in a required column", column=field.name, path=path)
+
+
+def validate(table_or_path: pa.Table | str | Path, schema: pa.Schema, *, check_values: bool = True) -> pa.Table | None:
+    """Check a table (or a Parquet file's footer, and with ``check_values`` its rows) against ``schema``.
+
+    Returns the table that was checked (read from the file when a path is given and values were checked).
+    """
+    path = None
+    table = None
+    if isinstance(table_or_path, (str, Path)):
+        path = Path(table_or_path)
+        try:
+            actual = pq.read_schema(path)
+        except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for damaged files
+            raise SchemaError(f"not a readable Parquet file ({exc}); delete or re-create it", path=path) from exc
+        _check_metadata(actual, schema, path)
+        _check_fields(actual, schema, path)
+        if not check_values:
+            return None
+        table = pq.read_table(path, columns=[f.name for f in schema])
+    else:
+        table = table_or_path
+        _check_metadata(table.schema, schema, None)
+        _check_fields(table.schema, schema, None)
+    _check_nulls(table, schema, path)
+    _check_values(table, schema, path)
+    return table
+
+
+def _check_values(table: pa.Table, schema: pa.Schema, path: Path | None) -> None:
+    if "source_kind" in schema.names:
+        bad = set(table.column("source_kind").to_pylist()) - set(SOURCE_KINDS)
+        if bad:
+            raise SchemaError(f"unknown value(s) {sorted(bad)}; allowed: {SOURCE_KINDS}", column="source_kind",
+                              path=path)
+    if "caption_candidates" in schema.names:
+        origins = table.column("caption_candidates").combine_chunks().flatten().field("origin")
+        bad = set(origins.to_pylist()) - set(CAPTION_ORIGINS)
+        if bad:
+            raise SchemaError(f"unknown origin(s) {sorted(bad)}; allowed: {CAPTION_ORIGINS}",
+                              column="caption_candidates", path=path)
+    if "split" in schema.names:
+        bad = set(table.column("split").to_pylist()) - {"train", "val"}
+        if bad:
+            raise SchemaError(f"unknown split(s) {sorted(bad)}; allowed: train, val", column="split", path=path)
+
+
+def schema_by_name(name: str) -> pa.Schema:
+    return _BY_NAME[name]
