@@ -23,9 +23,17 @@ def _tmp_path(path: Path) -> Path:
     return Path(name)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _publish(tmp: Path, path: Path) -> None:
     with open(tmp, "rb+") as fh:
         os.fsync(fh.fileno())
+    # mkstemp creates 0600; published data should be as readable as any file the user writes.
+    os.chmod(tmp, 0o666 & ~_umask())
     os.replace(tmp, path)
 
 

@@ -157,3 +157,14 @@ def test_blocklist_matching_and_append(tmp_path):
     (tmp_path / "blocklist.jsonl").write_text("{not json\n")
     with pytest.raises(ValueError, match="blocklist.jsonl:1"):
         Blocklist.load(tmp_path)
+
+
+def test_atomic_files_are_readable_like_normal_files(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        path = atomic_write_parquet(tmp_path / "x.parquet", pa.Table.from_pylist([clean_row()], schema=CLEAN_SCHEMA))
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644

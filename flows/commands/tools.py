@@ -1,0 +1,154 @@
+"""`mmpipe inspect | verify | takedown | export`: thin wrappers over `pipeline.tools`, imported inside each command."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.text import Text
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+class ExportFormat(str, Enum):
+    webdataset = "webdataset"
+    img2dataset_parquet = "img2dataset-parquet"
+
+
+class Split(str, Enum):
+    train = "train"
+    val = "val"
+    all = "all"
+
+
+def _fail(message: str) -> typer.Exit:
+    err_console.print(Text.assemble(("error: ", "bold red"), message), highlight=False)
+    return typer.Exit(code=1)
+
+
+def _run(fn, *args, **kwargs):
+    """Expected errors (bad path, bad predicate, bad entry) become one clear line and exit status 1."""
+    from pipeline.tools import ToolError
+
+    try:
+        return fn(*args, **kwargs)
+    except (ToolError, ValueError, FileNotFoundError) as exc:
+        raise _fail(str(exc)) from None
+
+
+def _print_json(obj) -> None:
+    data = dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else obj
+    console.print_json(json.dumps(data, default=str))
+
+
+def inspect_cmd(
+    dataset: Annotated[Path, typer.Argument(help="A CLEAN dataset dir, a RAW crawl dir, or one .parquet shard.")],
+    sample: Annotated[int, typer.Option("--sample", "-n", help="Show the first N matching rows.")] = 0,
+    where: Annotated[str | None, typer.Option(help="SQL predicate over the rows (DuckDB), e.g. \"lang = 'de'\".")]
+    = None,
+    html: Annotated[Path | None, typer.Option(help="Write a self-contained HTML report here.")] = None,
+    grid: Annotated[Path | None, typer.Option(help="Write a PNG contact sheet of thumbnails here.")] = None,
+    thumbs: Annotated[int | None, typer.Option(help="Images in the report/sheet (default: --sample or 24).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the numbers as JSON.")] = False,
+) -> None:
+    """Summarise a dataset: shards, rows, splits, sources, funnel, caption and image sizes, languages."""
+    from pipeline.tools import inspect_dataset
+    from pipeline.tools.render import render_inspect
+
+    report = _run(inspect_dataset, dataset, sample=sample, where=where, html=html, grid=grid, thumbs=thumbs)
+    if as_json:
+        _print_json(report)
+    else:
+        render_inspect(report, console)
+
+
+def verify_cmd(
+    dataset: Annotated[Path, typer.Argument(help="A CLEAN dataset dir (or a RAW dir / one shard).")],
+    max_pixels: Annotated[int, typer.Option(help="Images above this many pixels fail (decompression bombs).")]
+    = 89_478_485,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Check every shard against the manifest, the schema, unique keys and image decoding; exit 1 on any problem."""
+    from rich.progress import Progress
+
+    from pipeline.tools import verify_dataset
+    from pipeline.tools.render import render_verify
+
+    with Progress(console=err_console, transient=True, disable=as_json or not err_console.is_terminal) as bar:
+        task = bar.add_task("verifying rows", total=None)
+        report = _run(verify_dataset, dataset, max_pixels=max_pixels, progress=lambda n: bar.advance(task, n))
+    if as_json:
+        _print_json(report)
+    else:
+        render_verify(report, console)
+    if not report.ok:
+        raise typer.Exit(code=1)
+
+
+def takedown_cmd(
+    dataset: Annotated[Path, typer.Argument(help="The CLEAN dataset dir to remove content from.")],
+    url: Annotated[list[str] | None, typer.Option("--url", help="Exact page or image URL (repeatable).")] = None,
+    domain: Annotated[list[str] | None, typer.Option("--domain", help="Domain incl. subdomains (repeatable).")]
+    = None,
+    sha256: Annotated[list[str] | None, typer.Option("--sha256", help="sha256 of the stored image (repeatable).")]
+    = None,
+    file: Annotated[Path | None, typer.Option("--file", help="One entry per line: sha256, URL or domain.")] = None,
+    reason: Annotated[str, typer.Option(help="Why (recorded in takedowns.jsonl and blocklist.jsonl).")] = "",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be removed; write nothing.")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Only finish an interrupted takedown.")] = False,
+) -> None:
+    """Remove matching rows, rewrite the manifest, log the request and blocklist the content for later runs."""
+    from pipeline.tools import TakedownRequest, takedown
+    from pipeline.tools.render import render_takedown
+
+    lines: list[str] = []
+    if file is not None:
+        if not file.is_file():
+            raise _fail(f"{file}: takedown list not found")
+        lines = file.read_text(encoding="utf-8").splitlines()
+    request = _run(TakedownRequest.from_lines, lines, reason=reason, file=str(file) if file else None)
+    extra = _run(TakedownRequest, urls=list(url or []), domains=list(domain or []), sha256=list(sha256 or []))
+    request.urls += extra.urls
+    request.domains += extra.domains
+    request.sha256 += extra.sha256
+    if request.is_empty() and not resume:
+        raise _fail("nothing to take down: give --url, --domain, --sha256 or --file (or --resume)")
+    result = _run(takedown, dataset, request, dry_run=dry_run)
+    render_takedown(result, console)
+
+
+def export_cmd(
+    dataset: Annotated[Path, typer.Argument(help="The CLEAN dataset dir to export.")],
+    format: Annotated[ExportFormat, typer.Option("--format", help="Output format.")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder (empty, or use --overwrite).")],
+    split: Annotated[Split, typer.Option(help="Which split to export.")] = Split.all,
+    samples_per_shard: Annotated[int, typer.Option(help="Samples per output shard.")] = 1000,
+    with_images: Annotated[bool, typer.Option(help="img2dataset-parquet: include the `jpg` column.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an earlier export in --out.")] = False,
+) -> None:
+    """Write webdataset tars (open_clip) or img2dataset-style parquet."""
+    from rich.progress import Progress
+
+    from pipeline.tools import export_dataset
+
+    with Progress(console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
+        task = bar.add_task("exporting", total=None)
+        path = _run(export_dataset, dataset, format=format.value, out=out, split=split.value,
+                    samples_per_shard=samples_per_shard, with_images=with_images, overwrite=overwrite,
+                    progress=lambda n: bar.advance(task, n))
+    info = json.loads((path / "export.json").read_text())
+    console.print(Text.assemble(("exported ", "green"), f"{info['samples']:,} samples in {len(info['shards'])} "
+                                f"shard(s) ({format.value}, split {split.value}) to {path}"))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("inspect")(inspect_cmd)
+    app.command("verify")(verify_cmd)
+    app.command("takedown")(takedown_cmd)
+    app.command("export")(export_cmd)

@@ -1,0 +1,196 @@
+"""Find out what a path holds (clean dataset, raw crawl output, or one shard) and read it without loading images.
+
+Every tool starts here so that they all agree on which files make up a dataset: the manifest's shard list for a
+clean dataset, the Parquet files of a raw crawl directory, or the one file given.  Queries go through DuckDB views
+whose projection pushdown guarantees that the image column is only read when a query names it.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+from PIL import Image
+
+from data_schemas import CAPTION_PREFERENCE, MANIFEST_NAME, Manifest, SchemaError, schema_name, schema_version
+
+CRAWL_SUMMARY_NAME = "crawl_summary.json"
+INDEX_DIR = "index"
+TAKEDOWN_PENDING = ".takedown-pending.json"  # written by takedown, removed when it completes
+# Per kind: the image column, and SQL that gives every kind the same convenient column names for --where.
+_IMAGE_COLUMN = {"clean": "image", "raw": "image_bytes"}
+
+
+class ToolError(Exception):
+    """An expected problem with the user's input: the CLI prints the message (which says what to do), no traceback."""
+
+
+@dataclass
+class Dataset:
+    root: Path  # the dataset directory (for a single shard: the directory that holds it)
+    kind: str  # "clean" | "raw"
+    files: list[Path]
+    manifest: Manifest | None = None
+    crawl_summary: dict | None = None
+    single_file: bool = False
+
+    @property
+    def image_column(self) -> str:
+        return _IMAGE_COLUMN[self.kind]
+
+    def rel(self, path: Path) -> str:
+        try:
+            return path.relative_to(self.root).as_posix()
+        except ValueError:
+            return str(path)
+
+
+def _kind_of(path: Path) -> tuple[str, str | None]:
+    """The schema name and version from the Parquet footer, so no row is read to decide what a file is."""
+    try:
+        schema = pq.read_schema(path)
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for damaged files
+        raise ToolError(f"{path}: not a readable Parquet file ({exc}); run `mmpipe verify` on its dataset") from exc
+    name = schema_name(schema)
+    if name is None:  # written without mmpipe metadata: recognise it by its columns
+        name = "clean" if {"key", "image"} <= set(schema.names) else "raw" if "image_bytes" in schema.names else None
+    if name not in _IMAGE_COLUMN:
+        raise ToolError(f"{path}: not an mmpipe RAW or CLEAN file (schema '{name}', columns {schema.names[:6]}...)")
+    return name, schema_version(schema)
+
+
+def _parquet_files(root: Path) -> list[Path]:
+    files = [p for p in sorted(root.glob("*.parquet")) if not p.name.startswith(".")]
+    if not files:  # e.g. a dataset whose manifest is gone: shards live in a subfolder
+        files = [p for p in sorted(root.rglob("*.parquet"))
+                 if not any(part.startswith(".") or part == INDEX_DIR for part in p.relative_to(root).parts)]
+    return files
+
+
+def _read_json(path: Path) -> dict | None:
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ToolError(f"{path}: not valid JSON ({exc})") from exc
+
+
+def open_dataset(path: str | Path, *, require_files: bool = True) -> Dataset:
+    """Resolve ``path`` to a Dataset; ``require_files=False`` lets verify report missing shards itself."""
+    path = Path(path)
+    if not path.exists():
+        raise ToolError(f"{path}: no such file or directory")
+    if path.is_file():
+        if path.suffix != ".parquet":
+            raise ToolError(f"{path}: expected a dataset directory or a .parquet shard")
+        return Dataset(root=path.parent, kind=_kind_of(path)[0], files=[path], single_file=True)
+    if (path / MANIFEST_NAME).exists():
+        try:
+            manifest = Manifest.read(path)
+        except SchemaError as exc:
+            raise ToolError(str(exc)) from exc
+        files = [path / s.name for s in manifest.shards]
+        missing = [s.name for s, f in zip(manifest.shards, files, strict=True) if not f.exists()]
+        if missing and require_files:
+            raise ToolError(f"{path}: shard(s) listed in the manifest are missing: {', '.join(missing[:5])}; "
+                            "run `mmpipe verify` and re-create the dataset with `mmpipe clean`")
+        return Dataset(root=path, kind="clean", files=files, manifest=manifest)
+    files = _parquet_files(path)
+    summary = _read_json(path / CRAWL_SUMMARY_NAME)
+    if not files:
+        if summary is not None:
+            return Dataset(root=path, kind="raw", files=[], crawl_summary=summary)
+        raise ToolError(f"{path}: no manifest.json and no .parquet files; is this a dataset directory?")
+    kinds = {_kind_of(f)[0] for f in files}
+    if len(kinds) > 1:
+        raise ToolError(f"{path}: mixes RAW and CLEAN files; point at one dataset (e.g. {path}/raw or {path}/clean)")
+    return Dataset(root=path, kind=kinds.pop(), files=files, crawl_summary=summary)
+
+
+def connect(*, memory_limit: str = "2GB", threads: int | None = None) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(":memory:")
+    con.execute(f"SET memory_limit = '{memory_limit}'")
+    if threads:
+        con.execute(f"SET threads = {int(threads)}")
+    return con
+
+
+def query_reader(con: duckdb.DuckDBPyConnection, sql: str, batch_size: int) -> pa.RecordBatchReader:
+    """Stream a result in Arrow batches (DuckDB 2 renamed fetch_record_batch to to_arrow_reader)."""
+    rel = con.sql(sql)
+    fetch = getattr(rel, "to_arrow_reader", None) or rel.fetch_record_batch
+    return fetch(batch_size)
+
+
+def query_table(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
+    rel = con.sql(sql)
+    fetch = getattr(rel, "to_arrow_table", None) or rel.fetch_arrow_table
+    return fetch()
+
+
+def _best_caption_sql() -> str:
+    """RAW rows carry candidates; show the one the clean stage would try first (CAPTION_PREFERENCE)."""
+    picks = [f"list_filter(caption_candidates, lambda c: c.origin = '{origin}' AND length(trim(c.text)) > 0)[1].text"
+             for origin in CAPTION_PREFERENCE]
+    return f"coalesce({', '.join(picks)})"
+
+
+def rows_view(con: duckdb.DuckDBPyConnection, ds: Dataset, where: str | None = None) -> None:
+    """Create the view ``rows`` over all files with uniform names (key, caption, lang, split), filtered by ``where``.
+
+    ``where`` must parse as ONE SQL expression (DuckDB's parser checks), so it cannot smuggle in a second statement.
+    """
+    if not ds.files:
+        raise ToolError(f"{ds.root}: no shard files to read")
+    rel = con.read_parquet([str(f) for f in ds.files], union_by_name=True)
+    if ds.kind == "raw":
+        rel = rel.project(f"*, id AS key, {_best_caption_sql()} AS caption, page_lang AS lang, "
+                          "CAST(NULL AS VARCHAR) AS split")
+    if where:
+        try:
+            rel = rel.filter(duckdb.SQLExpression(where))
+            rel.limit(0).fetchall()  # bind now, so a wrong column is reported here, with the columns that exist
+        except duckdb.Error as exc:
+            cols = ", ".join(c for c in rel.columns if c != ds.image_column)
+            raise ToolError(f"--where {where!r}: {str(exc).splitlines()[0]}. Columns: {cols}") from exc
+    rel.create_view("rows", replace=True)
+
+
+def iter_batches(path: Path, columns: list[str], *, batch_size: int = 256) -> Iterator[pa.RecordBatch]:
+    """Row-group streaming: at most ``batch_size`` images in memory at a time."""
+    pf = pq.ParquetFile(path)
+    yield from pf.iter_batches(batch_size=batch_size, columns=columns, use_threads=False)
+
+
+def image_ext(data: bytes) -> str:
+    """The file extension for image bytes, by magic number (webdataset decoders dispatch on it)."""
+    if data[:3] == b"\xff\xd8\xff":
+        return "jpg"
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return "png"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "gif"
+    return "bin"
+
+
+def thumbnail(data: bytes | None, size: int) -> Image.Image | None:
+    """A small RGB preview, or None when the bytes do not decode (the caller shows a placeholder)."""
+    if not data:
+        return None
+    try:
+        img = Image.open(io.BytesIO(data))
+        img.draft("RGB", (size, size))  # previews only: the faster JPEG path is fine here
+        img = img.convert("RGB")
+        img.thumbnail((size, size))
+        return img
+    except Exception:  # noqa: BLE001 - a broken image is shown as missing, verify reports it
+        return None

@@ -1,0 +1,113 @@
+"""Aggregates over the ``rows`` view (percentiles, histograms, counts), computed by DuckDB: nothing is loaded whole.
+
+DuckDB streams the Parquet row groups and spills to disk under its memory limit, so these numbers cost the same
+memory on a thousand rows as on a hundred million.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import duckdb
+import pyarrow as pa
+from PIL import Image
+
+from pipeline.tools._read import Dataset, query_reader, thumbnail
+
+PERCENTILES = (5, 25, 50, 75, 95)
+HIST_BINS = 20
+
+
+@dataclass
+class Bin:
+    lo: float
+    hi: float
+    count: int
+
+
+def counts(con: duckdb.DuckDBPyConnection, expr: str, *, source: str = "rows", limit: int = 50) -> dict[str, int]:
+    """Value counts, largest first; NULLs are shown as '(none)' so they are not silently missing."""
+    rows = con.execute(f"SELECT coalesce(CAST({expr} AS VARCHAR), '(none)') AS v, count(*) AS n FROM {source} "
+                       f"GROUP BY v ORDER BY n DESC, v LIMIT {int(limit)}").fetchall()
+    return {v: int(n) for v, n in rows}
+
+
+def percentiles(con: duckdb.DuckDBPyConnection, expr: str, *, source: str = "rows") -> dict[str, float]:
+    qs = ", ".join(str(p / 100) for p in PERCENTILES)
+    row = con.execute(f"SELECT quantile_cont(x, [{qs}]), min(x), max(x), avg(x), count(x) "
+                      f"FROM (SELECT CAST({expr} AS DOUBLE) AS x FROM {source}) WHERE x IS NOT NULL").fetchall()[0]
+    if not row or not row[4]:
+        return {}
+    out = {f"p{p}": round(float(v), 1) for p, v in zip(PERCENTILES, row[0], strict=True)}
+    out.update(min=float(row[1]), max=float(row[2]), mean=round(float(row[3]), 1))
+    return out
+
+
+def histogram(con: duckdb.DuckDBPyConnection, expr: str, *, source: str = "rows", bins: int = HIST_BINS) -> list[Bin]:
+    """Equal-width bins between the min and the max (integer widths: these are lengths and pixel counts)."""
+    lo_hi = con.execute(f"SELECT min(CAST({expr} AS DOUBLE)), max(CAST({expr} AS DOUBLE)) FROM {source}").fetchall()[0]
+    if lo_hi is None or lo_hi[0] is None:
+        return []
+    lo, hi = lo_hi
+    width = max(1.0, float(int((hi - lo) / bins) + 1))
+    rows = con.execute(f"SELECT CAST(floor((CAST({expr} AS DOUBLE) - {lo}) / {width}) AS INTEGER) AS b, count(*) "
+                       f"FROM {source} WHERE {expr} IS NOT NULL GROUP BY b ORDER BY b").fetchall()
+    found = dict(rows)
+    n = int((hi - lo) // width) + 1
+    return [Bin(lo + i * width, lo + (i + 1) * width, int(found.get(i, 0))) for i in range(n)]
+
+
+def register_sizes(con: duckdb.DuckDBPyConnection, ds: Dataset) -> None:
+    """A ``sizes(width, height)`` relation: CLEAN has the columns; RAW sizes come from image headers.
+
+    For RAW the image bytes are streamed in record batches and only their headers are parsed (Pillow reads the
+    size without decoding pixels), so memory stays at one batch.
+    """
+    if ds.kind == "clean":
+        con.execute("CREATE OR REPLACE VIEW sizes AS SELECT width, height FROM rows")
+        return
+    reader = query_reader(con, f"SELECT {ds.image_column} AS img FROM rows WHERE {ds.image_column} IS NOT NULL", 512)
+    widths: list[int | None] = []
+    heights: list[int | None] = []
+    for batch in reader:
+        for data in batch.column(0).to_pylist():
+            w, h = _header_size(data)
+            widths.append(w)
+            heights.append(h)
+    table = pa.table({"width": pa.array(widths, pa.int32()), "height": pa.array(heights, pa.int32())})
+    con.register("sizes_tbl", table)
+    con.execute("CREATE OR REPLACE VIEW sizes AS SELECT * FROM sizes_tbl")
+
+
+def _header_size(data: bytes) -> tuple[int | None, int | None]:
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            return img.size
+    except Exception:  # noqa: BLE001 - not an image: no size (the clean stage drops it as undecodable)
+        return None, None
+
+
+@dataclass
+class Thumb:
+    key: str
+    caption: str
+    source: str
+    width: int | None
+    height: int | None
+    image: object  # PIL.Image.Image | None
+
+
+def load_thumbs(con: duckdb.DuckDBPyConnection, ds: Dataset, n: int, *, size: int = 256) -> list[Thumb]:
+    """The first ``n`` matching rows with previews; only these ``n`` images are ever read, in batches of 16."""
+    if n <= 0:
+        return []
+    dims = "width, height" if ds.kind == "clean" else "NULL AS width, NULL AS height"
+    reader = query_reader(con, f"SELECT key, caption, source, {dims}, {ds.image_column} AS img FROM rows "
+                               f"LIMIT {int(n)}", 16)
+    out = []
+    for batch in reader:
+        for row in batch.to_pylist():
+            out.append(Thumb(row["key"], row["caption"] or "", row["source"], row["width"], row["height"],
+                             thumbnail(row["img"], size)))
+    return out
