@@ -51,7 +51,6 @@ class Slot:
     credit: str | None = None
     origin: str | None = None  # the candidate origin the clean caption comes from
     media_id: str = ""  # mastodon media id / bluesky blob cid
-    sha_key: str = ""  # slots whose served bytes are identical share this
 
 
 @dataclass(slots=True)

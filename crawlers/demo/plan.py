@@ -54,7 +54,6 @@ class Plan:
     aliases: dict[str, tuple[int, int | None, str]] = field(default_factory=dict)  # path -> (pid, width, fmt)
     tags: tuple[str, ...] = ("nature", "city", "art")
     prerendered: dict[tuple[int, int | None, str], bytes] = field(default_factory=dict)  # bodies made while planning
-    http_429_path: str = ""
 
 
 def slugify(text: str, limit: int = 48) -> str:

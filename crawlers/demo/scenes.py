@@ -96,9 +96,9 @@ def _light_field(scene: Scene, width: int, height: int) -> Image.Image:
     so hashes of different scenes behave almost like independent random numbers.
     """
     rng = np.random.default_rng(scene.seed)
-    gains = rng.uniform(0.4, 1.5, size=(8, 8, 1))
+    gains = rng.uniform(0.65, 1.3, size=(8, 8, 1))
     base = np.asarray(COLOURS[scene.background], dtype=np.float64)[None, None, :]
-    grid = np.clip(base * gains + (gains - 1.0) * 60.0, 0, 255).astype(np.uint8)
+    grid = np.clip(base * gains + (gains - 1.0) * 40.0, 0, 255).astype(np.uint8)
     # Bicubic up to quarter size, then nearest: the same smooth field at any resolution for a tenth of the cost of a
     # full-size bicubic upsampling; neighbouring 4x4 blocks differ by less than one grey level, invisible in a JPEG.
     quarter = Image.fromarray(grid, "RGB").resize((max(8, (width + 3) // 4), max(8, (height + 3) // 4)),

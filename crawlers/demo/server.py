@@ -8,6 +8,7 @@ every request is counted in ``requests`` (path with query -> count) so tests can
 from __future__ import annotations
 
 import contextlib
+import sys
 import threading
 import time
 from collections import Counter
@@ -77,6 +78,12 @@ class DemoHTTPServer(ThreadingHTTPServer):
         self.requests: Counter[str] = Counter()
         self.request_paths: Counter[str] = Counter()
         self._lock = threading.Lock()
+
+    def handle_error(self, request, client_address) -> None:
+        """A crawler that gives up on a slow response closes its socket: that is not an error worth a traceback."""
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
 
     def record(self, path_with_query: str, path: str) -> bool:
         """Count the request; True when it is the first request for this path."""
