@@ -1,0 +1,216 @@
+"""Typed configuration of the crawl stage: one `CrawlConfig` holding one `SourceConfig` per source.
+
+The same objects are built from YAML (`CrawlConfig.from_yaml`), by the CLI, by the flows and by the tests, and are
+handed to each source's Scrapy subprocess as JSON, so every field must survive a JSON round trip.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from data_schemas import SOURCE_KINDS
+
+DEFAULT_USER_AGENT = "mmpipe/0.1 (+https://github.com/mmpipe/mmpipe)"
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class ConfigError(ValueError):
+    """A crawl configuration is invalid; the message names the file, the source and the field."""
+
+
+@dataclass
+class SourceConfig:
+    """One crawl source.  Fields that do not apply to a kind are ignored by that kind's spider."""
+
+    name: str
+    kind: str  # news | feed | mastodon | bluesky
+    # news / feed
+    feeds: list[str] = field(default_factory=list)  # RSS/Atom URLs (news, feed); custom feed at:// URIs (bluesky)
+    sitemaps: list[str] = field(default_factory=list)  # sitemap or sitemap-index URLs (news)
+    start_urls: list[str] = field(default_factory=list)  # home/section pages to follow links from (news)
+    follow_links: bool = True  # follow same-site links from start_urls
+    max_depth: int = 2  # link depth from start_urls (start page = 0)
+    allowed_domains: list[str] = field(default_factory=list)  # default: the hosts of the configured URLs
+    article_pattern: str | None = None  # regex on the URL path: which followed links are articles
+    page_text: bool = True  # also record the page title and nearest paragraph (origins title/context)
+    # mastodon
+    instance: str | None = None  # base URL, e.g. https://mastodon.social
+    hashtags: list[str] = field(default_factory=list)
+    local_timeline: bool = False
+    include_noindex: bool = False  # accounts with `noindex` are skipped unless this is set
+    # bluesky
+    appview: str = "https://public.api.bsky.app"
+    actors: list[str] = field(default_factory=list)  # handles or DIDs (author feeds)
+    search_queries: list[str] = field(default_factory=list)
+    web_base: str = "https://bsky.app"  # where post pages live: <web_base>/profile/<handle>/post/<rkey>
+    # social (both)
+    include_sensitive: bool = False  # media marked sensitive is skipped unless this is set
+    page_limit: int = 40  # items per API page
+    # limits (None = unlimited)
+    max_pages: int | None = None  # article pages / API pages fetched
+    max_images: int | None = None  # images fetched
+    max_seconds: float | None = None  # wall-clock time of the source
+    processes: int = 1  # Scrapy processes sharing this source: pages/posts split by URL hash (one CPU core each)
+    license: str | None = None  # recorded in every row of this source when the site states one
+
+    def validate(self) -> None:
+        where = f"source '{self.name}'"
+        if not _NAME_RE.match(self.name or ""):
+            raise ConfigError(f"{where}: name must be 1-64 letters, digits, '_', '.', '-'")
+        if self.kind not in SOURCE_KINDS:
+            raise ConfigError(f"{where}: kind '{self.kind}' is not one of {SOURCE_KINDS}")
+        if self.kind == "news" and not (self.feeds or self.sitemaps or self.start_urls):
+            raise ConfigError(f"{where}: a news source needs feeds, sitemaps or start_urls")
+        if self.kind == "feed" and not self.feeds:
+            raise ConfigError(f"{where}: a feed source needs feeds")
+        if self.kind == "mastodon" and not (self.instance and (self.hashtags or self.local_timeline)):
+            raise ConfigError(f"{where}: a mastodon source needs instance and hashtags or local_timeline: true")
+        if self.kind == "bluesky" and not (self.actors or self.search_queries or self.feeds):
+            raise ConfigError(f"{where}: a bluesky source needs actors, search_queries or feeds")
+        if self.processes < 1:
+            raise ConfigError(f"{where}: processes must be >= 1")
+        if self.article_pattern:
+            try:
+                re.compile(self.article_pattern)
+            except re.error as exc:
+                raise ConfigError(f"{where}: article_pattern is not a valid regex ({exc})") from exc
+
+
+@dataclass
+class CrawlConfig:
+    sources: list[SourceConfig]
+    out: Path
+    allow_private: bool = False  # fetch private/loopback/link-local addresses (the demo and tests need it)
+    user_agent: str = DEFAULT_USER_AGENT
+    concurrency: int = 32  # CONCURRENT_REQUESTS of each source process
+    per_domain_concurrency: int = 8  # CONCURRENT_REQUESTS_PER_DOMAIN
+    autothrottle: bool = True  # AutoThrottle (off in benchmark mode)
+    autothrottle_target: float = 4.0  # AUTOTHROTTLE_TARGET_CONCURRENCY
+    download_delay: float = 0.0  # minimum delay between requests to one domain
+    download_timeout: float = 30.0
+    max_image_bytes: int = 20 * 1024 * 1024  # per image (DOWNLOAD_MAXSIZE in request meta)
+    max_page_bytes: int = 10 * 1024 * 1024  # per page / feed / API response
+    retry_times: int = 2  # for timeouts, connection errors, 5xx
+    backoff_retries: int = 3  # for 429 / 503
+    backoff_base: float = 1.0  # seconds; doubled per attempt when no Retry-After is given
+    max_retry_after: float = 120.0  # a longer Retry-After gives up on the URL (http_error)
+    rows_per_file: int = 1000  # rolling Parquet files: a new file every N rows ...
+    bytes_per_file: int = 256 * 1024 * 1024  # ... or every N bytes of image data
+    flush_seconds: float = 60.0  # ... or every N seconds, so a killed crawl loses little work
+    blocklist: Path | None = None  # takedown blocklist (file or dataset directory)
+    state_dir: Path | None = None  # seen-URL store, logs, per-source summaries; default <out>/.state
+    incremental: bool = True  # skip pages already crawled into this out dir
+    parallel_sources: int = 2  # source processes run at once by `crawl()`
+    image_cache_bytes: int = 256 * 1024 * 1024  # in-memory cache of fetched images shared by several pages
+    benchmark: bool = False  # loopback benchmark: no AutoThrottle, high concurrency
+    log_level: str = "INFO"
+    obey_robots: bool = True
+
+    def __post_init__(self) -> None:
+        self.out = Path(self.out)
+        self.state_dir = Path(self.state_dir) if self.state_dir else self.out / ".state"
+        self.blocklist = Path(self.blocklist) if self.blocklist else None
+        self.sources = [s if isinstance(s, SourceConfig) else _source_from_dict(s) for s in self.sources]
+
+    def validate(self) -> None:
+        names = [s.name for s in self.sources]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ConfigError(f"source names must be unique; repeated: {', '.join(dup)}")
+        for s in self.sources:
+            s.validate()
+        if self.rows_per_file < 1 or self.bytes_per_file < 1:
+            raise ConfigError("rows_per_file and bytes_per_file must be >= 1")
+
+    def source(self, name: str) -> SourceConfig:
+        for s in self.sources:
+            if s.name == name:
+                return s
+        raise ConfigError(f"no source named '{name}'; configured: {', '.join(s.name for s in self.sources)}")
+
+    def select(self, names: list[str] | None) -> CrawlConfig:
+        """A copy with only the named sources (all when `names` is empty)."""
+        if not names:
+            return self
+        return dataclasses.replace(self, sources=[self.source(n) for n in names])
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        for key in ("out", "state_dir", "blocklist"):
+            data[key] = str(data[key]) if data[key] is not None else None
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], **overrides: Any) -> CrawlConfig:
+        known = set(cls.__dataclass_fields__)
+        merged = {**data, **{k: v for k, v in overrides.items() if v is not None}}
+        unknown = sorted(set(merged) - known)
+        if unknown:
+            raise ConfigError(f"unknown crawl setting(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        if "out" not in merged:
+            raise ConfigError("no output directory: set `out:` in the config or pass --out")
+        config = cls(**merged)
+        config.validate()
+        return config
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, **overrides: Any) -> CrawlConfig:
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except FileNotFoundError as exc:
+            raise ConfigError(f"{path}: config file not found") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+        if not isinstance(data, dict) or not isinstance(data.get("sources"), list):
+            raise ConfigError(f"{path}: expected a mapping with a `sources:` list")
+        try:
+            return cls.from_dict(data, **overrides)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from exc
+        except TypeError as exc:
+            raise ConfigError(f"{path}: {exc}") from exc
+
+
+def _source_from_dict(data: dict[str, Any]) -> SourceConfig:
+    if not isinstance(data, dict):
+        raise ConfigError(f"a source must be a mapping, got {data!r}")
+    known = set(SourceConfig.__dataclass_fields__)
+    unknown = sorted(set(data) - known)
+    name = data.get("name", "?")
+    if unknown:
+        raise ConfigError(f"source '{name}': unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    for req in ("name", "kind"):
+        if req not in data:
+            raise ConfigError(f"source '{name}': `{req}` is required")
+    return SourceConfig(**data)
+
+
+DEMO_TAGS = ("nature", "city", "art")
+DEMO_BSKY_ACTORS = ("alice.bsky.social", "bob.bsky.social", "chen.bsky.social", "dana.bsky.social")
+
+
+def demo_sources(base_url: str, *, tags: tuple[str, ...] = DEMO_TAGS,
+                 actors: tuple[str, ...] = DEMO_BSKY_ACTORS) -> list[SourceConfig]:
+    """The sources that crawl the demo site (crawlers.demo) completely: news through its feeds, sitemap index
+    and home page; Mastodon hashtag and local timelines; Bluesky author feeds and a search.
+
+    The demo's ground truth lists figcaption/jsonld/alt/og_image_alt (and social_alt/context for posts) as the
+    candidates of a news image, so the page-text candidates (title, nearest paragraph) are off here.
+    `tags` / `actors` default to the demo's fixed `site.mastodon_tags` / `site.bluesky_actors`.
+    """
+    base = base_url.rstrip("/")
+    return [
+        SourceConfig(name="demo-news", kind="news", feeds=[f"{base}/feeds/rss.xml", f"{base}/feeds/atom.xml"],
+                     sitemaps=[f"{base}/sitemap.xml"], start_urls=[f"{base}/"], max_depth=3, page_text=False),
+        SourceConfig(name="demo-mastodon", kind="mastodon", instance=base, hashtags=list(tags),
+                     local_timeline=True),
+        SourceConfig(name="demo-bluesky", kind="bluesky", appview=base, actors=list(actors),
+                     search_queries=["nature"], web_base=f"{base}/bsky"),
+    ]

@@ -1,0 +1,176 @@
+"""Choosing the image URL of an `<img>`/`<picture>` and telling content images from chrome.
+
+Pages ship several URLs per picture (src, srcset, lazy-loading attributes, `<source>` elements); we keep the
+largest candidate, because the clean stage can always shrink an image but never recover lost pixels.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urljoin, urlsplit
+
+from lxml.html import HtmlElement
+
+_LAZY_SRC = ("data-src", "data-lazy-src", "data-original", "data-lazy", "data-url", "data-hi-res-src", "datasrc",
+             "data-full-src", "data-orig-file", "data-large-file")
+_LAZY_SRCSET = ("data-srcset", "data-lazy-srcset")
+_PLACEHOLDER_SRC = re.compile(r"^data:|(?:^|/)(?:blank|spacer|pixel|transparent|placeholder|grey|gray|loading|"
+                              r"lazy|1x1|clear)[\w-]*\.(?:gif|png|jpg|svg)(?:$|\?)", re.IGNORECASE)
+# class/id words of the image or its near ancestors that mark chrome rather than content
+_CHROME = re.compile(r"(?:^|[\W_])(?:logo|logos|icon|icons|favicon|avatar|avatars|sprite|badge|emoji|emoticon|"
+                     r"pixel|tracking|tracker|spacer|beacon|gravatar|profile-pic|author-photo|byline|headshot|"
+                     r"ad|ads|advert|adverts|advertisement|adslot|banner|promo|sponsor|sponsored|doubleclick|"
+                     r"share|sharing|social|related|recommended|outbrain|taboola|teaser|comments?|"
+                     r"rating|loader|spinner)(?:$|[\W_\d])", re.IGNORECASE)
+# file-name words: narrower, because photo slugs contain ordinary words ("star-wars.jpg")
+_CHROME_FILE = re.compile(r"(?:^|[\W_])(?:logo|icon|favicon|avatar|sprite|pixel|spacer|blank|badge|emoji|"
+                          r"gravatar|1x1|tracking|beacon|placeholder|author|headshot)(?:$|[\W_\d])", re.IGNORECASE)
+_CHROME_HOSTS = re.compile(r"(?:doubleclick\.net|googlesyndication\.com|google-analytics\.com|facebook\.com/tr|"
+                           r"scorecardresearch\.com|quantserve\.com|pixel\.|adservice\.|amazon-adsystem\.com|"
+                           r"gravatar\.com|outbrain\.com|taboola\.com|feedburner\.com/~r|feeds\.feedburner\.com/~ff|stats\.wp\.com)",
+                           re.IGNORECASE)
+_CHROME_DIR = re.compile(r"/(?:icons?|logos?|ads?|adverts?|avatars?|sprites?|badges?|emojis?|pixels?|"
+                         r"tracking|banners?)/", re.IGNORECASE)
+_NON_PHOTO_EXT = re.compile(r"\.(?:svg|ico|cur)(?:$|[?#])", re.IGNORECASE)
+_SRCSETS = _LAZY_SRCSET + ("srcset",)
+_ABSOLUTE = re.compile(r"https?://[^/\s#?]")
+MIN_SIDE = 50  # px: declared width or height below this is chrome (icons, dividers, pixels)
+
+
+def parse_srcset(value: str | None) -> list[tuple[str, float]]:
+    """`a.jpg 480w, b.jpg 1024w` -> [(url, 480.0), (url, 1024.0)]; density descriptors count x1000."""
+    if not value:
+        return []
+    out: list[tuple[str, float]] = []
+    for part in value.split(","):
+        bits = part.strip().split()
+        if not bits:
+            continue
+        url, size = bits[0], 0.0
+        if len(bits) > 1:
+            desc = bits[1].lower()
+            try:
+                size = float(desc[:-1]) * (1000.0 if desc.endswith("x") else 1.0)
+            except ValueError:
+                size = 0.0
+        else:
+            size = 1000.0  # bare URL = 1x
+        out.append((url, size))
+    # URLs that contain commas (rare) break the split; drop fragments that are obviously not URLs
+    return [(u, s) for u, s in out if u and not u.startswith(("(", ")"))]
+
+
+def _best_of_srcset(value: str | None) -> tuple[str | None, float]:
+    items = parse_srcset(value)
+    if not items:
+        return None, -1.0
+    url, size = max(items, key=lambda it: it[1])
+    return url, size
+
+
+def _attr(el: HtmlElement, name: str) -> str:
+    return (el.get(name) or "").strip()
+
+
+def best_image_url(img: HtmlElement, base_url: str) -> str | None:
+    """The largest candidate of an `<img>` (and its `<picture>` sources), absolute; None for placeholders only."""
+    attrib = img.attrib
+    candidates: list[tuple[float, str]] = []
+    for name in _SRCSETS:
+        if name in attrib:
+            url, size = _best_of_srcset(attrib[name].strip())
+            if url:
+                candidates.append((size, url))
+    picture = img.getparent()
+    for _ in range(3):  # libxml2 does not know <source> is void and nests the <img> inside it
+        if picture is None or picture.tag == "picture":
+            break
+        picture = picture.getparent()
+    if picture is not None and picture.tag == "picture":
+        for source in picture.iter("source"):
+            mtype = _attr(source, "type").lower()
+            if mtype and not mtype.startswith("image/") or "svg" in mtype:
+                continue
+            for name in _SRCSETS:
+                url, size = _best_of_srcset(_attr(source, name))
+                if url:
+                    candidates.append((size, url))
+    # lazy single-URL attributes usually hold the full-size image while `src` holds a placeholder or a thumb
+    for rank, name in enumerate(_LAZY_SRC):
+        value = attrib.get(name)
+        if value and value.strip() and not _PLACEHOLDER_SRC.search(value.strip()):
+            candidates.append((0.5 - rank / 100.0, value.strip()))
+            break
+    src = (attrib.get("src") or "").strip()
+    if src and not _PLACEHOLDER_SRC.search(src):
+        candidates.append((0.0, src))
+    for _size, url in sorted(candidates, key=lambda c: -c[0]):
+        absolute = absolute_url(url, base_url)
+        if absolute:
+            return absolute
+    return None
+
+
+def absolute_url(url: str | None, base_url: str) -> str | None:
+    """Resolve against the page (or `<base href>`); only http(s) results, fragments dropped."""
+    if not url:
+        return None
+    url = url.strip()
+    if _ABSOLUTE.match(url):  # the common case, without urljoin's parsing
+        cut = url.find("#")
+        return url if cut < 0 else url[:cut]
+    if url.startswith("data:") or url.startswith("javascript:"):
+        return None
+    try:
+        absolute = urljoin(base_url, url)
+        parts = urlsplit(absolute)
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return None
+    return absolute.split("#", 1)[0]
+
+
+def _declared_side(value: str) -> int | None:
+    m = re.match(r"\s*(\d+)(?:px)?\s*$", value or "")
+    return int(m.group(1)) if m else None
+
+
+def is_chrome(img: HtmlElement, url: str, seen: dict | None = None) -> bool:
+    """Logos, icons, avatars, tracking pixels, ads and decorative images: never a content photo.
+
+    `seen` caches the verdict on ancestors across the images of one page (they share most ancestors)."""
+    if _NON_PHOTO_EXT.search(url) or _CHROME_HOSTS.search(url):
+        return True
+    for side in (_declared_side(_attr(img, "width")), _declared_side(_attr(img, "height"))):
+        if side is not None and side < MIN_SIDE:
+            return True
+    if _CHROME.search(f"{_attr(img, 'class')} {_attr(img, 'id')}") or _CHROME_FILE.search(_file_name(url)):
+        return True
+    el = img.getparent()
+    for _ in range(4):  # a few ancestors: <a class="logo"><img>, <div class="ad-slot"><img>
+        if el is None:
+            break
+        verdict = seen.get(el) if seen is not None else None
+        if verdict is None:
+            verdict = el.tag in ("nav", "footer", "aside") or bool(
+                _CHROME.search(f"{_attr(el, 'class')} {_attr(el, 'id')}"))
+            if seen is not None:
+                seen[el] = verdict
+        if verdict:
+            return True
+        el = el.getparent()
+    return False
+
+
+def is_chrome_url(url: str) -> bool:
+    """The URL-only part of `is_chrome`, for images named in metadata (og:image, JSON-LD, feeds)."""
+    return bool(_NON_PHOTO_EXT.search(url) or _CHROME_HOSTS.search(url)
+                or _CHROME_FILE.search(_file_name(url)))
+
+
+def _file_name(url: str) -> str:
+    path = urlsplit(url).path
+    if _CHROME_DIR.search(path):
+        return "icon"  # a chrome directory marks every file in it
+    return path.rsplit("/", 1)[-1]

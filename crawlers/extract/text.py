@@ -1,0 +1,82 @@
+"""Text helpers shared by the page objects: whitespace normalisation and photo-credit separation.
+
+Credits are split off in the crawler because only here do we still see the markup that marks them (a `<span
+class="credit">`, a `<small>` in a figcaption); the clean stage strips any credit still glued to a caption.
+"""
+
+from __future__ import annotations
+
+import re
+
+_WS = re.compile(r"\s+")
+MAX_CREDIT_CHARS = 80  # credits name a photographer and an agency; longer text is a caption
+MAX_CREDIT_WORDS = 10
+_AGENCIES = (r"Getty\s+Images|Reuters|REUTERS|AP|AFP|EPA(?:-EFE)?|dpa|DPA|ANP|PA(?:\s+Wire)?|Shutterstock|Alamy|"
+             r"Bloomberg|Xinhua|Kyodo|Pool|NurPhoto|SIPA|Sipa(?:\s+USA)?|Corbis|iStock(?:photo)?|Imago|IMAGO|"
+             r"Keystone|Anadolu(?:\s+Agency)?|AAP|NASA|Wikimedia\s+Commons|Unsplash|Flickr")
+_CREDIT_WORDS = r"(?:Photo(?:graph)?s?|Pictures?|Images?|Credits?|Foto|Bild|Source|Illustration|Video)"
+_CREDIT_LABELS = r"(?:Photo(?:graph)?s?|Pictures?|Images?|Credits?|Foto|Bild|Source|Illustration|Video|PHOTO|CREDIT)"
+# A trailing parenthesised credit: "(AP Photo/Jane Doe)", "(Photo: X)", "(Getty Images)", "(Reuters)".
+_PAREN = re.compile(rf"\s*\((?:(?:[A-Z][\w.&-]*\s+)?{_CREDIT_WORDS}\b[^()]*|(?:[^()/]*/\s*)?(?:{_AGENCIES}))\)\s*$")
+# "Photo: X/Reuters", "Photograph by X", "Credit: X", "Image courtesy of X" to the end of the text.
+# The label is capitalised and the colon attached ("Photo: X"): "sur cette photo : …" is a caption, not a credit.
+_LABELLED = re.compile(rf"(?:^|(?<=[.!?:;])\s+|\s+[|–—-]\s+|\s+)((?:{_CREDIT_LABELS})"
+                       r"(?::|\s+by\b|\s+courtesy(?:\s+of)?\b)\s*\S.*)$")
+_COPYRIGHT = re.compile(r"(?:^|\s+)((?:©|\(c\)|Copyright\b)\s*\S.*)$", re.IGNORECASE)
+# "… on Monday. Jane Doe/Getty Images" or "… on Monday. Getty Images" (agency at the very end).
+_AGENCY_TAIL = re.compile(rf"(?:^|(?<=[.!?])\s+|\s+[|–—-]\s+)((?:[A-Z][\w.'-]*(?:\s+[A-Z][\w.'-]*){{0,3}}\s*/\s*)?"
+                          rf"(?:{_AGENCIES})(?:\s*/\s*[A-Z][\w.'-]*(?:\s+[A-Z][\w.'-]*){{0,3}})?)\s*$")
+
+
+def clean_text(text: str | None) -> str:
+    """Collapse whitespace; the words stay exactly as the parser decoded them (no second entity decoding:
+    a double-escaped `&amp;amp;` is the publisher's text, and repairing it is the clean stage's job)."""
+    if not text:
+        return ""
+    return _WS.sub(" ", text).strip()
+
+
+def split_credit(text: str) -> tuple[str, str | None]:
+    """Separate a trailing photo credit from a caption: ("Caption.", "Photo: X/Reuters")."""
+    text = clean_text(text)
+    if not text:
+        return "", None
+    for pattern in (_PAREN, _LABELLED, _COPYRIGHT, _AGENCY_TAIL):
+        m = pattern.search(text)
+        if not m:
+            continue
+        credit = m.group(1) if pattern.groups else m.group(0)
+        if len(credit) > MAX_CREDIT_CHARS or len(credit.split()) > MAX_CREDIT_WORDS:
+            continue  # "Im Bild: zwei Sterne …" is a caption that starts with a label, not a credit
+        credit = credit.strip().strip("()").strip()
+        caption = text[: m.start()].strip()
+        caption = caption.rstrip(" |–—-").strip()
+        return caption, credit or None
+    return text, None
+
+
+_LABEL = re.compile(rf"^(?:{_CREDIT_WORDS})\s*(?::|\bby\b|\bcourtesy(?:\s+of)?\b)\s*|^(?:©|\(c\)|Copyright\b)\s*",
+                    re.IGNORECASE)
+
+
+def normalize_credit(credit: str | None) -> str | None:
+    """The credited party without its label: "Photo: Jane Doe/Reuters" -> "Jane Doe/Reuters",
+    "(AP Photo/Jane Doe)" -> "AP Photo/Jane Doe", "© Jane Doe" -> "Jane Doe"."""
+    credit = clean_text(credit).strip("()[] ")
+    previous = None
+    while credit and credit != previous:  # labels can repeat: "Credit Credit Jane Doe"
+        previous = credit
+        credit = _LABEL.sub("", credit).strip("()[] ")
+        credit = re.sub(r"^credits?\s+(?=\S)", "", credit, flags=re.IGNORECASE)
+    return credit or None
+
+
+def find_credit(text: str | None) -> str | None:
+    """The photo credit glued to a caption or alt text, normalised; None when there is none."""
+    return normalize_credit(split_credit(text or "")[1])
+
+
+def is_credit_only(text: str) -> bool:
+    """True for text that is nothing but a credit ("Getty Images", "Photo: Jane Doe")."""
+    caption, credit = split_credit(text)
+    return bool(credit) and not caption

@@ -1,0 +1,79 @@
+"""Scrapy settings of one source process, derived from the typed `CrawlConfig`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from crawlers.config import CrawlConfig, SourceConfig
+
+_MW = "crawlers.middlewares"
+
+
+def scrapy_settings(config: CrawlConfig, source: SourceConfig, *, log_file: Path | None = None) -> dict[str, Any]:
+    bench = config.benchmark
+    settings: dict[str, Any] = {
+        "BOT_NAME": "mmpipe",
+        "USER_AGENT": config.user_agent,
+        "ROBOTSTXT_OBEY": config.obey_robots,
+        "ROBOTSTXT_USER_AGENT": config.user_agent.split("/", 1)[0] or "mmpipe",
+        "CONCURRENT_REQUESTS": config.concurrency,
+        "CONCURRENT_REQUESTS_PER_DOMAIN": config.per_domain_concurrency,
+        "DOWNLOAD_DELAY": 0.0 if bench else config.download_delay,
+        "AUTOTHROTTLE_ENABLED": config.autothrottle and not bench,
+        "AUTOTHROTTLE_TARGET_CONCURRENCY": config.autothrottle_target,
+        "AUTOTHROTTLE_START_DELAY": max(config.download_delay, 0.25),
+        "AUTOTHROTTLE_MAX_DELAY": 30.0,
+        "DOWNLOAD_TIMEOUT": config.download_timeout,
+        "DOWNLOAD_MAXSIZE": config.max_page_bytes,
+        "DOWNLOAD_WARNSIZE": 0,
+        "RETRY_ENABLED": True,
+        "RETRY_TIMES": config.retry_times,
+        "RETRY_HTTP_CODES": [500, 502, 504, 522, 524, 408],  # 429/503 go through BackoffMiddleware
+        "REDIRECT_ENABLED": True,
+        "COOKIES_ENABLED": False,
+        "TELNETCONSOLE_ENABLED": False,
+        "REMOTE_CONTROL_ENABLED": False,
+        "DNSCACHE_ENABLED": True,
+        "REACTOR_THREADPOOL_MAXSIZE": 8,
+        "LOG_LEVEL": config.log_level,
+        "LOGSTATS_INTERVAL": 60.0,
+        "MEMUSAGE_ENABLED": False,
+        "HTTPCACHE_ENABLED": False,
+        # callbacks return requests, never items: Scrapy's default of 100 parallel item workers per callback
+        # output would create ~100 asyncio tasks for every response
+        "CONCURRENT_ITEMS": 1,
+        "DEPTH_LIMIT": 0,  # link depth is the spider's own (mm_depth), so feed/sitemap chains are not cut
+        "MMPIPE_ALLOW_PRIVATE": config.allow_private,
+        "MMPIPE_BLOCKLIST": str(config.blocklist) if config.blocklist else None,
+        "MMPIPE_BACKOFF_RETRIES": config.backoff_retries,
+        "MMPIPE_BACKOFF_BASE": config.backoff_base,
+        "MMPIPE_MAX_RETRY_AFTER": config.max_retry_after,
+        "DOWNLOADER_MIDDLEWARES": {
+            # not needed by a crawler without credentials or allowed_domains: one less step per request
+            "scrapy.downloadermiddlewares.httpauth.HttpAuthMiddleware": None,
+            "scrapy.downloadermiddlewares.offsite.OffsiteMiddleware": None,
+            f"{_MW}.AddressSafetyMiddleware": 50,
+            f"{_MW}.BlocklistMiddleware": 60,
+            "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
+            f"{_MW}.CountingRobotsTxtMiddleware": 100,
+            f"{_MW}.TDMRepMiddleware": 110,
+            f"{_MW}.BackoffMiddleware": 540,
+        },
+        "SPIDER_MIDDLEWARES": {
+            "scrapy.spidermiddlewares.depth.DepthMiddleware": None,  # link depth is the spider's (mm_depth)
+            "scrapy.spidermiddlewares.metacopy.MetaCopyDetectionMiddleware": None,  # a development aid
+        },
+        "EXTENSIONS": {"crawlers.progress.ProgressReporter": 500},
+    }
+    if source.max_seconds is not None:
+        settings["CLOSESPIDER_TIMEOUT"] = source.max_seconds
+    if log_file is not None:
+        settings["LOG_FILE"] = str(log_file)
+        settings["LOG_FILE_APPEND"] = True
+    if bench:  # loopback benchmark: no proxies, no Referer bookkeeping, one priority queue
+        settings["SCHEDULER_PRIORITY_QUEUE"] = "scrapy.pqueues.ScrapyPriorityQueue"
+        settings["HTTPPROXY_ENABLED"] = False
+        settings["REFERER_ENABLED"] = False
+        settings["DOWNLOADER_STATS"] = False  # per-request header-size bookkeeping (summary "requests" = 0)
+    return settings

@@ -1,0 +1,263 @@
+"""What every mmpipe spider shares: image fetching (once per URL), row emission, drop/error counting, limits.
+
+Subclasses discover pages and turn each into a `PageCtx` plus `ImageRef`s (from a page object), then hand them
+to `dispatch`, which yields the image requests still needed.  Rows go straight to the `RawWriter` (no item
+pipeline hop per row: the crawl is I/O-bound and per-item overhead shows at thousands of images per second).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import zlib
+from pathlib import Path
+from typing import Any
+
+import scrapy
+from scrapy import signals
+from scrapy.http import Request, Response
+from scrapy.utils.defer import deferred_from_coro
+
+from crawlers.config import CrawlConfig, SourceConfig
+from crawlers.extract.records import ImageRef
+from crawlers.fetch import ImageCache, ImageResult, PageCtx, classify_image, error_kind, make_row
+from crawlers.middlewares import PRIVATE_ADDRESS, PolicyDrop
+from crawlers.state import CrawlState
+from crawlers.writer import RawWriter, read_stored_image
+from data_schemas import Blocklist
+from data_schemas import reasons as R
+
+logger = logging.getLogger(__name__)
+
+
+def shard_tag(shard: int, shards: int) -> str:
+    """"" for a single-process source, ".1of2" for shard 1 of 2: part of lock, log and Parquet file names."""
+    return "" if shards <= 1 else f".{shard}of{shards}"
+
+
+def lock_file(state_dir: Path, source: str, tag: str) -> Path:
+    return Path(state_dir) / f"{source}{tag}.lock"
+IMAGE_PRIORITY = 10  # images before new pages: pages complete (and become resumable) sooner, memory stays flat
+PAGE_PRIORITY = 0
+DISCOVERY_PRIORITY = -10
+
+
+class MMSpider(scrapy.Spider):
+    name = "mmpipe"
+    handle_httpstatus_list = list(range(400, 600))  # error responses reach callbacks: they become rows/counts
+
+    def __init__(self, *args: Any, config: CrawlConfig, source: SourceConfig, shard: int = 0, **kwargs: Any):
+        super().__init__(*args, name=source.name, **kwargs)
+        self.config, self.source = config, source
+        self.shard, self.shards = shard, source.processes
+        self.agent = (config.user_agent.split("/", 1)[0] or "mmpipe").strip()
+        self.blocklist = Blocklist.load(config.blocklist) if config.blocklist else Blocklist()
+        self.cache = ImageCache(config.image_cache_bytes)
+        self.waiting: dict[str, list[tuple[PageCtx, ImageRef]]] = {}
+        self.dropped_images: dict[str, str] = {}
+        self.pages_scheduled = 0
+        self.images_requested = 0
+        self.limit_hit = False
+        self.closing = False
+
+    @classmethod
+    def from_crawler(cls, crawler, *args: Any, **kwargs: Any):
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        cfg = spider.config
+        name = spider.source.name
+        spider.state = CrawlState(cfg.state_dir / f"{name}.sqlite", out_dir=cfg.out, owner=spider.owner_tag,
+                                  lock_path=lambda owner: lock_file(cfg.state_dir, name, owner))
+        spider.writer = RawWriter(out_dir=cfg.out, source=name + spider.owner_tag, state=spider.state,
+                                  rows_per_file=cfg.rows_per_file, bytes_per_file=cfg.bytes_per_file,
+                                  flush_seconds=cfg.flush_seconds, count=spider.count,
+                                  on_failure=spider._write_failed)
+        crawler.signals.connect(spider._on_idle, signal=signals.spider_idle)
+        return spider
+
+    @property
+    def owner_tag(self) -> str:
+        return shard_tag(self.shard, self.shards)
+
+    def owns(self, url: str) -> bool:
+        """With `processes: N`, each process crawls the pages whose URL hash falls in its shard."""
+        return self.shards == 1 or zlib.crc32(url.encode()) % self.shards == self.shard
+
+    # --- counting ------------------------------------------------------------------------------------------
+    def count(self, key: str, n: int = 1) -> None:
+        if n:
+            self.crawler.stats.inc_value(f"mmpipe/{key}", n)
+
+    def count_drop(self, reason: str, n: int = 1) -> None:
+        self.count(f"drops/{reason}", n)
+
+    def count_error(self, kind: str, n: int = 1) -> None:
+        self.count(f"errors/{kind}", n)
+
+    # --- pages ---------------------------------------------------------------------------------------------
+    def page_allowed(self, url: str) -> bool:
+        """Shard, incremental skip, blocklist and the max_pages budget, checked before a page request is made."""
+        if not self.owns(url):
+            return False
+        if self.config.incremental and self.state.page_done(url):
+            self.count("pages_skipped_seen")
+            return False
+        if self.blocklist.blocks_url(url):
+            self.count_drop(R.BLOCKLISTED_URL)
+            self.count(f"pages_refused/{R.BLOCKLISTED_URL}")
+            return False
+        if self.source.max_pages is not None and self.pages_scheduled >= self.source.max_pages:
+            self.limit_hit = True
+            return False
+        self.pages_scheduled += 1
+        return True
+
+    def page_error(self, failure) -> None:
+        exc = failure.value
+        if isinstance(exc, PolicyDrop):
+            # a page refused before fetching: its images are unknown, so it counts once, and is listed
+            if exc.reason == PRIVATE_ADDRESS:
+                self.count_error(PRIVATE_ADDRESS)
+            else:
+                self.count_drop(exc.reason)
+                self.count(f"pages_refused/{exc.reason}")
+                refused = self.crawler.stats.get_value("mmpipe/refused_urls", {})
+                urls = refused.setdefault(exc.reason, [])
+                if len(urls) < 1000:
+                    urls.append(failure.request.url)
+                self.crawler.stats.set_value("mmpipe/refused_urls", refused)
+            logger.info("%s", exc)
+            return
+        kind = error_kind(exc)
+        self.count_error(f"page_{kind}")
+        logger.warning("page %s failed: %s (%s)", failure.request.url, kind, exc)
+
+    def page_status_ok(self, response: Response) -> bool:
+        if response.status >= 400:
+            self.count_error("page_http_error")
+            logger.warning("page %s: HTTP %d", response.url, response.status)
+            return False
+        return True
+
+    def drop_page(self, ctx: PageCtx, refs: list[ImageRef], reason: str) -> None:
+        """An opted-out page: every pair on it is counted under `reason`, the page is done without rows."""
+        self.count_drop(reason, max(1, len(refs)))
+        self.writer.expect(ctx.url, 0)
+
+    # --- images --------------------------------------------------------------------------------------------
+    def dispatch(self, ctx: PageCtx, refs: list[ImageRef]) -> list[Request]:
+        """Register the page's pairs and return the image requests not already fetched or pending."""
+        self.writer.expect(ctx.url, len(refs))
+        requests = []
+        for ref in refs:
+            if self.blocklist.blocks_url(ref.url):
+                self._drop_pair(ctx, R.BLOCKLISTED_URL)
+                continue
+            if ref.url in self.dropped_images:
+                self._drop_pair(ctx, self.dropped_images[ref.url])
+                continue
+            result = self._lookup(ref.url)
+            if result is not None:
+                self._emit(ctx, ref, result, first=False)
+                continue
+            if ref.url in self.waiting:
+                self.waiting[ref.url].append((ctx, ref))
+                continue
+            if self.source.max_images is not None and self.images_requested >= self.source.max_images:
+                self.limit_hit = True  # the page stays incomplete, so the next run fetches it again
+                continue
+            self.waiting[ref.url] = [(ctx, ref)]
+            self.images_requested += 1
+            requests.append(Request(ref.url, callback=self.parse_image, errback=self.image_error,
+                                    priority=IMAGE_PRIORITY, dont_filter=True,  # deduplicated above
+                                    meta={"download_maxsize": self.config.max_image_bytes, "mm_image": ref.url,
+                                          "mm_kind": "image"}))
+        return requests
+
+    def _lookup(self, url: str) -> ImageResult | None:
+        result = self.cache.get(url)
+        if result is not None:
+            return result
+        row = self.writer.buffered_image(url)
+        if row is None:
+            loc = self.state.image_location(url)
+            row = read_stored_image(*loc) if loc else None
+            if row is not None:
+                self.count("images_reused_stored")
+        if row is None:
+            return None
+        result = ImageResult(row["image_bytes"], row["image_mime"], row["http_status"], row["fetch_error"])
+        self.cache.put(url, result)
+        return result
+
+    def parse_image(self, response: Response):
+        url = response.meta["mm_image"]
+        reason, result = classify_image(response.status, response.headers, response.body, agent=self.agent)
+        if (reason is None and result.body and self.blocklist.sha256
+                and self.blocklist.blocks_sha256(hashlib.sha256(result.body).hexdigest())):
+            reason = R.BLOCKLISTED_URL  # taken-down bytes, whatever URL they are served from now
+        self._resolve(url, reason, result)
+
+    def image_error(self, failure) -> None:
+        url = failure.request.meta["mm_image"]
+        exc = failure.value
+        if isinstance(exc, PolicyDrop):
+            if exc.reason == PRIVATE_ADDRESS:
+                self.count_error(PRIVATE_ADDRESS)
+            self._resolve(url, exc.reason, None)
+            return
+        kind = error_kind(exc)
+        logger.info("image %s failed: %s (%s)", url, kind, exc)
+        self._resolve(url, None, ImageResult(None, None, None, kind))
+
+    def _resolve(self, url: str, reason: str | None, result: ImageResult | None) -> None:
+        waiting = self.waiting.pop(url, [])
+        if reason is not None:
+            self.dropped_images[url] = reason
+            for ctx, _ref in waiting:
+                self._drop_pair(ctx, reason)
+            return
+        assert result is not None
+        if result.error:
+            self.count_error(f"image_{result.error}")
+        else:
+            self.count("images")
+            self.count("image_bytes", result.size)
+        self.cache.put(url, result)
+        for i, (ctx, ref) in enumerate(waiting):
+            self._emit(ctx, ref, result, first=i == 0)
+
+    def _drop_pair(self, ctx: PageCtx, reason: str) -> None:
+        if reason != PRIVATE_ADDRESS:
+            self.count_drop(reason)
+        self.writer.drop(ctx.url)
+
+    def _emit(self, ctx: PageCtx, ref: ImageRef, result: ImageResult, *, first: bool) -> None:
+        row = make_row(source=self.source.name, kind=self.source.kind, ctx=ctx, ref=ref, result=result)
+        self.writer.add(row, first_fetch=first)
+        self.writer.maybe_flush()
+
+    # --- lifecycle -----------------------------------------------------------------------------------------
+    def _write_failed(self, exc: Exception) -> None:
+        self.count_error("write_failed")
+        self.crawler.stats.set_value("mmpipe/write_error", f"{type(exc).__name__}: {exc}")
+        engine = self.crawler.engine
+        if engine is not None and engine.running and not self.closing:
+            self.closing = True  # unfinished pages stay unfinished in the store: the next run redoes them
+            deferred_from_coro(engine.close_spider_async(reason="write_failed"))
+
+    def _on_idle(self, spider) -> None:
+        if spider is self:
+            self.writer.maybe_flush()
+            self.on_idle()
+
+    def on_idle(self) -> None:
+        """Subclasses schedule their next discovery phase here (raise DontCloseSpider after scheduling)."""
+
+    def closed(self, reason: str) -> None:
+        self.writer.close()
+        self.count("pages_incomplete", self.writer.pending_pages())
+        self.crawler.stats.set_value("mmpipe/limit_hit", self.limit_hit)
+        self.crawler.stats.set_value("mmpipe/files_written", list(self.writer.files))
+        self.crawler.stats.set_value("mmpipe/duplicates_skipped", self.writer.duplicates_skipped)
+        self.crawler.stats.set_value("mmpipe/store", self.state.counts())
+        self.state.close()

@@ -1,0 +1,130 @@
+"""The crawl stage's entry points: `crawl(config) -> out dir` and `crawl_source(config, name) -> summary`.
+
+Each source runs as its own `python -m crawlers.run` process (Scrapy's reactor is one per process), so sources
+run in parallel here, or as separate Prefect tasks, or on other machines sharing the output directory.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from crawlers.config import CrawlConfig
+from crawlers.summary import SUMMARY_NAME, merge_shards, summaries_dir, write_merged
+from data_schemas import atomic_write_json
+
+logger = logging.getLogger("mmpipe.crawl")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ProgressFn = Callable[[str, dict[str, Any]], None]
+
+
+class CrawlError(RuntimeError):
+    """A source process failed; the message names the source, its exit status, its log and its last output."""
+
+    def __init__(self, source: str, message: str):
+        super().__init__(f"crawl of source '{source}' failed: {message}")
+        self.source = source
+
+
+def _config_file(config: CrawlConfig, name: str) -> Path:
+    path = config.state_dir / f"{name}.config.json"
+    atomic_write_json(path, config.to_dict())
+    return path
+
+
+def _log_progress(name: str, data: dict[str, Any]) -> None:
+    logger.info("%s: %s", name, ", ".join(f"{k}={v}" for k, v in data.items() if k not in ("event", "source")))
+
+
+def crawl_source(config: CrawlConfig, source_name: str, *, progress: ProgressFn | None = None,
+                 merge_summary: bool = True) -> dict[str, Any]:
+    """Crawl one source in its own subprocess(es) (`processes: N` shards); returns its summary, which is also
+    saved in <state>/summaries/<name>.json and merged into <out>/crawl_summary.json."""
+    config.validate()
+    source = config.source(source_name)  # fail here, naming the source, before starting a process
+    config.out.mkdir(parents=True, exist_ok=True)
+    config.state_dir.mkdir(parents=True, exist_ok=True)
+    config_file = _config_file(config, source_name)
+    if source.processes == 1:
+        summary = _run_process(config, source_name, 0, config_file, progress)
+    else:
+        with ThreadPoolExecutor(max_workers=source.processes) as pool:
+            futures = [pool.submit(_run_process, config, source_name, k, config_file, progress)
+                       for k in range(source.processes)]
+            shards = [f.result() for f in futures]
+        summary = merge_shards(shards)
+        atomic_write_json(summaries_dir(config.state_dir) / f"{source_name}.json", summary)
+    if merge_summary:
+        write_merged(config.out, config.state_dir)
+    return summary
+
+
+def _run_process(config: CrawlConfig, source_name: str, shard: int, config_file: Path,
+                 progress: ProgressFn | None) -> dict[str, Any]:
+    cmd = [sys.executable, "-m", "crawlers.run", "--config-json", str(config_file), "--source", source_name,
+           "--shard", str(shard)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, bufsize=1)
+    stderr_tail: deque[str] = deque(maxlen=40)
+    reader = threading.Thread(target=lambda: stderr_tail.extend(proc.stderr), daemon=True)
+    reader.start()
+    summary: dict[str, Any] | None = None
+    report = progress or _log_progress
+    last = 0.0
+    for line in proc.stdout:
+        try:
+            msg = json.loads(line)
+        except ValueError:
+            continue
+        if msg.get("event") == "done":
+            summary = msg.get("summary")
+        elif msg.get("event") == "progress" and (progress or time.monotonic() - last > 10):
+            last = time.monotonic()
+            report(source_name, msg)
+    rc = proc.wait()
+    reader.join(timeout=5)
+    if rc != 0 or summary is None:
+        tail = "".join(stderr_tail).strip()[-2000:] or "(no output)"
+        log = config.state_dir / f"{source_name}*.log"
+        raise CrawlError(source_name, f"exit status {rc}; log: {log}\n{tail}")
+    return summary
+
+
+def crawl(config: CrawlConfig, *, progress: ProgressFn | None = None) -> Path:
+    """Crawl every configured source (up to `parallel_sources` processes at once); returns the output dir.
+
+    Every source is run even when one fails; then a `CrawlError` names each failed source.
+    """
+    config.validate()
+    config.out.mkdir(parents=True, exist_ok=True)
+    failures: list[CrawlError] = []
+    with ThreadPoolExecutor(max_workers=max(1, config.parallel_sources)) as pool:
+        futures = [pool.submit(crawl_source, config, s.name, progress=progress, merge_summary=False)
+                   for s in config.sources]
+        for fut in futures:
+            try:
+                fut.result()
+            except CrawlError as exc:
+                failures.append(exc)
+                logger.error("%s", exc)
+    write_merged(config.out, config.state_dir)
+    if failures:
+        if len(failures) == 1:
+            raise failures[0]
+        names = ", ".join(f.source for f in failures)
+        raise CrawlError(names, "\n".join(str(f) for f in failures))
+    return config.out
+
+
+def read_summary(out: str | Path) -> dict[str, Any]:
+    return json.loads((Path(out) / SUMMARY_NAME).read_text())

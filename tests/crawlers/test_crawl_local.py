@@ -1,0 +1,149 @@
+"""Politeness, safety and incremental behaviour on a small scripted site (things the demo site does not plant)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+
+import pytest
+from crawl_testlib import fast_config, raw_rows
+from PIL import Image
+
+from crawlers.config import SourceConfig
+from crawlers.stage import CrawlError, crawl, crawl_source, read_summary
+from data_schemas import BlockEntry, Blocklist
+from data_schemas import reasons as R
+
+pytestmark = pytest.mark.slow
+
+
+def _jpeg(seed: int, size=(320, 240)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, (seed * 40 % 256, 90, 160)).save(buf, "JPEG", quality=80)
+    return buf.getvalue()
+
+
+def _article(title: str, images: list[tuple[str, str]]) -> str:
+    figures = "".join(f"<figure><img src='{src}' alt='{alt}'><figcaption>{alt} in the city centre."
+                      f"</figcaption></figure>" for src, alt in images)
+    return (f"<html lang='en'><head><title>{title}</title><meta property='og:type' content='article'></head>"
+            f"<body><article><h1>{title}</h1>{figures}<p>Some text.</p></article></body></html>")
+
+
+def _build(site, n_articles: int = 3, extra_links: tuple[str, ...] = ()) -> None:
+    site.add("/robots.txt", "User-agent: *\nDisallow: /private/\n", "text/plain")
+    site.add("/img/shared.jpg", _jpeg(9), "image/jpeg")
+    links = []
+    for i in range(n_articles):
+        site.add(f"/img/a{i}.jpg", _jpeg(i), "image/jpeg")
+        site.add(f"/news/a{i}.html", _article(f"Story {i}", [(f"/img/a{i}.jpg", f"Photo of tower {i}"),
+                                                             ("/img/shared.jpg", "The shared harbour view")]))
+        links.append(f"<a href='/news/a{i}.html'>{i}</a>")
+    links += [f"<a href='{path}'>x</a>" for path in extra_links]
+    site.add("/", "<html><body>" + "".join(links) + "<a href='/private/p.html'>p</a></body></html>")
+    site.add("/private/p.html", _article("Private", [("/img/a0.jpg", "x")]))
+
+
+def _source(site, **kw) -> SourceConfig:
+    return SourceConfig(name="local", kind="news", start_urls=[site.base + "/"], max_depth=1, page_text=False, **kw)
+
+
+def test_shared_image_fetched_once_retry_after_optouts_and_limits(local_site, tmp_path):
+    site = local_site
+    _build(site, extra_links=("/news/busy.html",))
+    # a page answering 429 + Retry-After: 2 once; images that are opted out, too large, not images, taken down
+    busy = _article("Busy", [("/img/noai.jpg", "A quiet street at night"), ("/img/big.jpg", "A large photo"),
+                             ("/img/html.jpg", "Not an image at all"), ("/img/blocked.jpg", "Taken down")]).encode()
+
+    def throttled(n):
+        if n == 1:
+            return 429, {"Retry-After": "2", "Content-Type": "text/plain"}, b"slow down"
+        return 200, {"Content-Type": "text/html"}, busy
+
+    site.routes["/news/busy.html"] = throttled
+    site.add("/img/noai.jpg", _jpeg(5), "image/jpeg", X_Robots_Tag="noai")
+    site.add("/img/big.jpg", _jpeg(6, (2400, 2400)), "image/jpeg")
+    site.add("/img/html.jpg", "<html>oops</html>")
+    site.add("/img/blocked.jpg", _jpeg(7), "image/jpeg")
+    blocklist = tmp_path / "blocklist.jsonl"
+    Blocklist.append(blocklist, [BlockEntry("url", site.base + "/img/blocked.jpg", "takedown"),
+                                 BlockEntry("sha256", hashlib.sha256(_jpeg(2)).hexdigest(), "takedown by bytes")])
+    config = fast_config([_source(site)], tmp_path / "raw", max_image_bytes=60_000, blocklist=blocklist,
+                         backoff_base=0.1)
+    summary = crawl_source(config, "local")
+
+    assert site.count("/img/shared.jpg") == 1, "a shared image must be fetched once per run"
+    assert site.count("/private/p.html") == 0
+    assert site.count("/img/blocked.jpg") == 0
+    first, second = site.hits["/news/busy.html"]
+    assert second - first >= 1.9, "Retry-After: 2 not honoured"
+    rows = raw_rows(config.out, with_bytes=True)
+    shared = [r for r in rows if r["image_url"].endswith("/img/shared.jpg")]
+    assert len(shared) == 3 and len({r["image_bytes"] for r in shared}) == 1 and shared[0]["image_bytes"]
+    by_url = {r["image_url"].rsplit("/", 1)[1]: r for r in rows}
+    assert by_url["big.jpg"]["fetch_error"] == "too_large" and by_url["big.jpg"]["image_bytes"] is None
+    assert by_url["html.jpg"]["fetch_error"] == "not_image"
+    assert "noai.jpg" not in by_url and "blocked.jpg" not in by_url and "a2.jpg" not in by_url
+    assert summary["drops"] == {R.OPT_OUT_IMAGE: 1, R.BLOCKLISTED_URL: 2, R.ROBOTS_DISALLOWED: 1}
+    assert summary["errors"] == {"image_too_large": 1, "image_not_image": 1}
+    assert summary["backoff"]["429"] == 1
+    assert summary["rows"] == len(rows) == 3 * 2 + 2 - 1
+    assert json.loads((config.out / "crawl_summary.json").read_text())["per_source"]["local"]["rows"] == len(rows)
+
+
+def test_growth_recrawl_fetches_only_new_pages_and_reuses_images(local_site, tmp_path):
+    site = local_site
+    _build(site, n_articles=2)
+    config = fast_config([_source(site)], tmp_path / "raw")
+    crawl_source(config, "local")
+    assert site.count("/img/shared.jpg") == 1
+    _build(site, n_articles=3)  # the site grows by one article that also shows the shared image
+    summary = crawl_source(config, "local")
+    assert [site.count(f"/news/a{i}.html") for i in range(3)] == [1, 1, 1]
+    assert site.count("/img/a2.jpg") == 1 and site.count("/img/shared.jpg") == 1, "stored image fetched again"
+    assert summary["pages"] == 1 and summary["pages_skipped_seen"] == 2 and summary["images_reused_stored"] == 1
+    rows = raw_rows(config.out, with_bytes=True)
+    shared = [r for r in rows if r["image_url"].endswith("/img/shared.jpg")]
+    assert len(shared) == 3 and len({r["image_bytes"] for r in shared}) == 1
+    assert len({r["id"] for r in rows}) == len(rows) == 6
+
+
+def test_private_addresses_are_refused_without_allow_private(local_site, tmp_path):
+    _build(local_site)
+    config = fast_config([_source(local_site)], tmp_path / "raw", allow_private=False)
+    summary = crawl_source(config, "local")
+    assert dict(local_site.hits) == {}, "nothing, not even robots.txt, may reach a loopback address"
+    assert summary["errors"].get("private_address", 0) >= 1 and summary["rows"] == 0
+
+
+def test_max_pages_limit_and_failing_source_is_named(local_site, tmp_path):
+    _build(local_site)
+    config = fast_config([_source(local_site, max_pages=1)], tmp_path / "raw")
+    summary = crawl_source(config, "local")
+    assert summary["pages"] == 1 and summary["limit_hit"]
+    assert sum(local_site.count(f"/news/a{i}.html") for i in range(3)) == 1
+    bad = fast_config([SourceConfig(name="broken", kind="news", start_urls=[local_site.base + "/"])],
+                      tmp_path / "raw2", rows_per_file=-5)
+    with pytest.raises(Exception, match="rows_per_file"):
+        crawl(bad)
+    # a source process that cannot even start its crawl is reported with the source's name
+    broken = fast_config([SourceConfig(name="broken", kind="news", start_urls=[local_site.base + "/"])],
+                         tmp_path / "raw3", user_agent="")
+    broken.state_dir.mkdir(parents=True)
+    (broken.state_dir / "broken.sqlite").write_bytes(b"this is not a database")
+    with pytest.raises(CrawlError, match="broken"):
+        crawl(broken)
+    assert read_summary(broken.out)["per_source"]["broken"]["status"] == "failed"
+
+
+def test_one_source_split_over_two_processes(local_site, tmp_path):
+    _build(local_site, n_articles=6)
+    source = _source(local_site, processes=2)
+    config = fast_config([source], tmp_path / "raw")
+    summary = crawl_source(config, "local")
+    assert [local_site.count(f"/news/a{i}.html") for i in range(6)] == [1] * 6, "a page crawled by both shards"
+    rows = raw_rows(config.out)
+    assert len({r["id"] for r in rows}) == len(rows) == 12
+    assert summary["pages"] == 6 and summary["rows"] == 12 and summary["shard"] == "2 processes"
+    assert {f.split("-")[0] for f in summary["files_written"]} == {"local.0of2", "local.1of2"}
