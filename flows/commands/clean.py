@@ -1,0 +1,88 @@
+"""`mmpipe clean`: RAW Parquet -> CLEAN shards + manifest (the stage lives in pipeline/clean.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+
+def _funnel_table(title: str, data: dict[str, Any]):
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    table.add_column("step")
+    table.add_column("rows", justify="right")
+    table.add_column("share", justify="right")
+    total = max(1, data["rows_in"])
+    table.add_row("rows in", f"{data['rows_in']:,}", "100.0%")
+    from data_schemas import reasons
+
+    order = {r: i for i, r in enumerate(reasons.CLEAN_REASONS)}
+    for reason, n in sorted(data["drops"].items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])):
+        table.add_row(f"  - {reason}", f"{n:,}", f"{100 * n / total:.1f}%")
+    table.add_row("rows out", f"{data['rows_out']:,}", f"{100 * data['rows_out'] / total:.1f}%", style="bold")
+    return table
+
+
+def _report(out_dir: Path) -> None:
+    from rich.console import Console
+
+    from data_schemas import Manifest
+
+    console = Console()
+    manifest = Manifest.read(out_dir)
+    runs = manifest.extra.get("runs", [])
+    if runs:
+        console.print(_funnel_table(f"clean run {runs[-1]['run']}", runs[-1]))
+    if len(runs) > 1:
+        console.print(_funnel_table("whole dataset (all runs)", manifest.to_dict()))
+    for skipped in manifest.extra.get("skipped_inputs", []):
+        console.print(f"[yellow]skipped[/yellow] {skipped['path']}: {skipped['reason']}")
+    splits = ", ".join(f"{k}: {v:,}" for k, v in manifest.per_split.items())
+    console.print(f"{len(manifest.shards)} shards ({splits}) in [bold]{out_dir}[/bold]")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("clean")
+    def clean_command(
+        raw: Annotated[Path, typer.Option("--raw", help="RAW directory (every *.parquet below it) or one file.")],
+        out: Annotated[Path, typer.Option("--out", help="Dataset directory; an existing dataset is extended.")],
+        scheduler: Annotated[str | None, typer.Option(help="Running Dask scheduler, tcp://host:8786.")] = None,
+        workers: Annotated[int | None, typer.Option(help="LocalCluster processes (default: cores).")] = None,
+        strict: Annotated[bool, typer.Option(help="Fail on a bad RAW file instead of skipping it.")] = False,
+        langs: Annotated[str | None, typer.Option(help="Allowed caption languages, e.g. en,fr.")] = None,
+        image_size: Annotated[int, typer.Option(help="Longest side (or crop side) of stored images.")] = 512,
+        resize_mode: Annotated[str, typer.Option(help="keep_ratio_largest | center_crop | no")] = "keep_ratio_largest",
+        val_fraction: Annotated[float, typer.Option(help="Share of dup clusters put in val.")] = 0.05,
+        phash_threshold: Annotated[int, typer.Option(help="Near-duplicate Hamming distance.")] = 4,
+        write_rejected: Annotated[bool, typer.Option(help="Keep dropped rows in rejected/.")] = False,
+        blocklist: Annotated[Path | None, typer.Option(help="Extra takedown list (JSON lines).")] = None,
+    ) -> None:
+        """Clean, deduplicate and split RAW pairs into training shards with a manifest."""
+        import logging
+        import os
+
+        os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")  # before distributed is imported
+        from rich.console import Console
+        from rich.logging import RichHandler
+
+        from data_schemas import SchemaError
+        from pipeline.clean import clean
+        from pipeline.config import CleanConfig
+        from pipeline.inputs import CleanError
+
+        logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[RichHandler(show_path=False)])
+        console = Console(stderr=True)
+        try:
+            config = CleanConfig(raw=raw, out=out, scheduler=scheduler, n_workers=workers, strict=strict,
+                                 langs=langs.split(",") if langs else None, image_size=image_size,
+                                 resize_mode=resize_mode, val_fraction=val_fraction,
+                                 phash_threshold=phash_threshold, write_rejected=write_rejected,
+                                 blocklist=blocklist)
+            out_dir = clean(config)
+        except (CleanError, SchemaError, ValueError, FileNotFoundError) as exc:
+            console.print(f"[red]clean failed:[/red] {exc}")
+            raise typer.Exit(code=1) from None
+        _report(out_dir)

@@ -1,0 +1,85 @@
+"""The clean stage's one typed configuration object: the CLI, the flows, the tools and the tests all build this."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+RESIZE_MODES = ("keep_ratio_largest", "center_crop", "no")
+
+
+@dataclass
+class CleanConfig:
+    """Every knob of `mmpipe clean`.  Defaults follow DataComp's "basic" filtering and img2dataset's resize.
+
+    ``raw`` is a directory (every ``*.parquet`` below it, sorted) or an explicit list of RAW files.  ``out`` is the
+    dataset directory; if it already holds a dataset the run is incremental (only new rows are added).
+    """
+
+    raw: Path | list[Path]
+    out: Path
+    scheduler: str | None = None  # address of a running Dask scheduler; None starts a LocalCluster
+    n_workers: int | None = None  # LocalCluster processes; None = one per core
+    threads_per_worker: int = 1  # Pillow work holds the GIL for most of its time: processes scale, threads don't
+    # text
+    min_words: int = 3  # DataComp basic: more than 2 words ...
+    min_chars: int = 6  # ... and more than 5 characters
+    max_chars: int = 1000
+    langs: list[str] | None = None  # ISO 639-1 allow-list; None = every language
+    # image
+    min_side: int = 200
+    max_aspect: float = 3.0
+    max_pixels: int = 89_478_485  # Pillow's own decompression-bomb threshold; the header is checked before decoding
+    resize_mode: str = "keep_ratio_largest"
+    image_size: int = 512
+    jpeg_quality: int = 90
+    # dedup and split
+    phash_threshold: int = 4
+    val_fraction: float = 0.05
+    seed: int = 0
+    # output
+    shard_rows: int = 10_000
+    shard_bytes: int = 512 * 1024 * 1024
+    row_group_rows: int = 1000
+    partition_rows: int = 256  # RAW rows per task (whole row groups; the crawler writes 64): balances the workers,
+    # bounds their memory, and does not depend on the cluster size (so neither do the output bytes)
+    write_rejected: bool = False
+    rejected_images: bool = False  # with write_rejected: keep the original image bytes of dropped rows too
+    # robustness
+    strict: bool = False  # fail on the first unreadable or schema-invalid RAW file instead of skipping it
+    blocklist: Path | None = None  # extra takedown list, on top of <out>/blocklist.jsonl
+    progress: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.raw, (list, tuple)):
+            self.raw = [Path(p) for p in self.raw]
+        else:
+            self.raw = Path(self.raw)
+        self.out = Path(self.out)
+        if self.blocklist is not None:
+            self.blocklist = Path(self.blocklist)
+        if self.resize_mode not in RESIZE_MODES:
+            raise ValueError(f"resize_mode '{self.resize_mode}' is not one of {RESIZE_MODES}")
+        if not 0.0 <= self.val_fraction <= 1.0:
+            raise ValueError(f"val_fraction {self.val_fraction} must be within [0, 1]")
+        if not 0 <= self.phash_threshold < 32:
+            raise ValueError(f"phash_threshold {self.phash_threshold} must be within [0, 31]")
+        if self.langs is not None:
+            self.langs = sorted({lang.strip().lower() for lang in self.langs if lang.strip()}) or None
+        for name in ("shard_rows", "shard_bytes", "row_group_rows", "partition_rows", "image_size", "min_side"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+
+    @property
+    def workers(self) -> int:
+        return self.n_workers or max(1, os.cpu_count() or 1)
+
+    def parameters(self) -> dict[str, Any]:
+        """What goes into the manifest: everything that changes the output's bytes, nothing machine-specific."""
+        skip = {"raw", "out", "scheduler", "n_workers", "threads_per_worker", "progress", "strict", "extra"}
+        params = {k: v for k, v in asdict(self).items() if k not in skip}
+        params["blocklist"] = str(self.blocklist) if self.blocklist else None
+        return params

@@ -1,0 +1,88 @@
+"""Client side of pass 3: merge the partitions' metadata with the previous runs' index, deduplicate, split."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from pipeline.dataset import Previous, index_arrays
+from pipeline.dedup import DedupInput, dedup, split_of
+from pipeline.partition import PartitionResult
+
+_FIELDS = ("keys", "phash", "pixel_hash", "pixels", "caption_rank", "published", "crawled", "nbytes", "sha256",
+           "source", "row")
+
+
+@dataclass
+class Resolution:
+    """Kept new rows in output order, plus what dedup dropped."""
+
+    keys: np.ndarray
+    sha256: np.ndarray
+    phash: np.ndarray
+    pixel_hash: np.ndarray
+    cluster: np.ndarray
+    split: np.ndarray
+    staged: np.ndarray  # staged file of each kept row
+    rows: np.ndarray  # row number in that file
+    nbytes: np.ndarray
+    per_source: Counter = field(default_factory=Counter)
+    dup_drops: Counter = field(default_factory=Counter)
+    dup_keys: np.ndarray = field(default_factory=lambda: np.empty(0, str))
+    dup_reasons: np.ndarray = field(default_factory=lambda: np.empty(0, object))
+    dup_clusters: np.ndarray = field(default_factory=lambda: np.empty(0, object))
+
+
+def _concat(results: list[PartitionResult]) -> dict[str, np.ndarray]:
+    """Partitions in index order; inside each, rows are sorted by key: this is the output order."""
+    metas = [r.meta for r in results if r.meta]
+    if not metas:
+        empty = {name: np.empty(0, np.int64) for name in _FIELDS}
+        empty.update(keys=np.empty(0, str), phash=np.empty(0, np.uint64), pixel_hash=np.empty((0, 2), np.uint64),
+                     sha256=np.empty(0, "S64"), source=np.empty(0, object), staged=np.empty(0, object))
+        return empty
+    merged = {name: np.concatenate([m[name] for m in metas]) for name in _FIELDS}
+    merged["staged"] = np.concatenate([np.full(len(r.meta["keys"]), r.staged, dtype=object)
+                                       for r in results if r.meta])
+    return merged
+
+
+def _dedup_input(new: dict[str, np.ndarray], old: dict[str, np.ndarray]) -> DedupInput:
+    n_new, n_old = len(new["keys"]), len(old["keys"])
+    zeros = np.zeros(n_old, np.int64)
+    return DedupInput(
+        keys=np.concatenate([new["keys"], old["keys"]]).astype(str),
+        phash=np.concatenate([new["phash"], old["phash"]]).astype(np.uint64),
+        pixel_hash=np.concatenate([new["pixel_hash"], old["pixel_hash"]]).astype(np.uint64).reshape(-1, 2),
+        pixels=np.concatenate([new["pixels"], zeros]),
+        caption_rank=np.concatenate([new["caption_rank"], zeros]),
+        published=np.concatenate([new["published"], zeros]),
+        crawled=np.concatenate([new["crawled"], zeros]),
+        old=np.concatenate([np.zeros(n_new, bool), np.ones(n_old, bool)]),
+        old_cluster=np.concatenate([np.full(n_new, "", dtype=object), old["cluster"].astype(object)]),
+    )
+
+
+def resolve(results: list[PartitionResult], previous: Previous, cfg: Any) -> Resolution:
+    new = _concat(results)
+    old = index_arrays(previous.index)
+    order = np.argsort(old["keys"], kind="stable")  # deterministic node order for the previous rows
+    old = {k: v[order] for k, v in old.items()}
+    outcome = dedup(_dedup_input(new, old), threshold=cfg.phash_threshold)
+    n_new = len(new["keys"])
+    keep, reason, cluster = outcome.keep[:n_new], outcome.reason[:n_new], outcome.cluster[:n_new]
+    kept = np.flatnonzero(keep)
+    clusters = cluster[kept]
+    split = np.array([split_of(c, val_fraction=cfg.val_fraction, seed=cfg.seed) for c in clusters.tolist()],
+                     dtype=object)
+    dropped = np.flatnonzero(~keep)
+    return Resolution(
+        keys=new["keys"][kept], sha256=new["sha256"][kept], phash=new["phash"][kept],
+        pixel_hash=new["pixel_hash"][kept], cluster=clusters, split=split, staged=new["staged"][kept],
+        rows=new["row"][kept], nbytes=new["nbytes"][kept], per_source=Counter(new["source"][kept].tolist()),
+        dup_drops=Counter(reason[dropped].tolist()), dup_keys=new["keys"][dropped], dup_reasons=reason[dropped],
+        dup_clusters=cluster[dropped],
+    )

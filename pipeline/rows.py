@@ -1,0 +1,112 @@
+"""One RAW row -> a staged CLEAN candidate or a drop reason; one partition of rows -> a staged Parquet file.
+
+This runs on the Dask workers.  Per-row checks run cheapest first and the first failing check names the reason:
+blocklisted URL, fetch failed, blocklisted original bytes, caption (empty / boilerplate / too short / too long /
+language), image (undecodable / bomb / too small / bad aspect), blocklisted stored bytes.  Duplicates are decided
+later, globally, on the client (`pipeline.dedup`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from data_schemas import Blocklist, reasons
+from pipeline.captions import RANK, Caption, clean_caption
+from pipeline.images import NormalisedImage, normalise
+
+log = logging.getLogger(__name__)
+
+_TS = pa.timestamp("us", tz="UTC")
+STAGE_SCHEMA = pa.schema([
+    pa.field("key", pa.string(), nullable=False),
+    pa.field("caption", pa.string(), nullable=False),
+    pa.field("caption_origin", pa.string(), nullable=False),
+    pa.field("image", pa.binary(), nullable=False),
+    pa.field("width", pa.int32(), nullable=False),
+    pa.field("height", pa.int32(), nullable=False),
+    pa.field("original_width", pa.int32(), nullable=False),
+    pa.field("original_height", pa.int32(), nullable=False),
+    pa.field("sha256", pa.string(), nullable=False),
+    pa.field("phash", pa.uint64(), nullable=False),
+    pa.field("lang", pa.string(), nullable=False),
+    pa.field("source", pa.string(), nullable=False),
+    pa.field("source_kind", pa.string(), nullable=False),
+    pa.field("page_url", pa.string(), nullable=False),
+    pa.field("image_url", pa.string(), nullable=False),
+    pa.field("published_at", _TS),
+    pa.field("crawled_at", _TS, nullable=False),
+    pa.field("license", pa.string()),
+    pa.field("credit", pa.string()),
+    # client-side dedup fields, dropped before the shard is written
+    pa.field("pixel_hash", pa.binary(16), nullable=False),
+    pa.field("caption_rank", pa.int8(), nullable=False),
+])
+REJECT_SCHEMA = pa.schema([
+    pa.field("id", pa.string(), nullable=False),
+    pa.field("reason", pa.string(), nullable=False),
+    pa.field("source", pa.string()),
+    pa.field("page_url", pa.string()),
+    pa.field("image_url", pa.string()),
+    pa.field("caption_candidates", pa.string()),  # JSON, for the audit trail
+    pa.field("input", pa.string()),
+    pa.field("image_bytes", pa.binary()),
+])
+
+
+@dataclass
+class Accepted:
+    caption: Caption
+    image: NormalisedImage
+    credit: str | None
+
+
+def row_reason(row: dict[str, Any], cfg: Any, blocklist: Blocklist) -> Accepted | str:
+    """The per-row decision, pure: usable without Dask (the benchmark baseline calls it directly)."""
+    if blocklist.blocks_url(row.get("page_url")) or blocklist.blocks_url(row.get("image_url")):
+        return reasons.BLOCKLISTED
+    data = row.get("image_bytes")
+    if row.get("fetch_error") or not data:
+        return reasons.FETCH_FAILED
+    if blocklist.sha256 and blocklist.blocks_sha256(hashlib.sha256(data).hexdigest()):
+        return reasons.BLOCKLISTED
+    caption = clean_caption(row.get("caption_candidates") or [], cfg, page_lang=row.get("page_lang"))
+    if isinstance(caption, str):
+        return caption
+    try:
+        image = normalise(data, cfg)
+    except Exception as exc:  # noqa: BLE001 - a hostile file must cost one row, never the run
+        log.warning("row %s (%s): unexpected image error %r; dropped as undecodable", row.get("id"),
+                    row.get("image_url"), exc)
+        return reasons.IMAGE_UNDECODABLE
+    if isinstance(image, str):
+        return image
+    if blocklist.blocks_sha256(image.sha256):
+        return reasons.BLOCKLISTED
+    return Accepted(caption=caption, image=image, credit=row.get("credit") or caption.credit)
+
+
+def staged_record(row: dict[str, Any], acc: Accepted) -> dict[str, Any]:
+    img, cap = acc.image, acc.caption
+    return {
+        "key": row["id"], "caption": cap.caption, "caption_origin": cap.origin, "image": img.data,
+        "width": img.width, "height": img.height, "original_width": img.original_width,
+        "original_height": img.original_height, "sha256": img.sha256, "phash": img.phash, "lang": cap.lang,
+        "source": row["source"], "source_kind": row["source_kind"], "page_url": row["page_url"],
+        "image_url": row["image_url"], "published_at": row.get("published_at"), "crawled_at": row["crawled_at"],
+        "license": row.get("license"), "credit": acc.credit, "pixel_hash": img.pixel_hash,
+        "caption_rank": RANK.get(cap.origin, len(RANK)),
+    }
+
+
+def iter_rows(table: pa.Table):
+    """Rows as dicts, one at a time: image bytes are materialised per row, never as a Python list of all rows."""
+    small = table.drop_columns(["image_bytes"]).to_pylist()
+    images = table.column("image_bytes")
+    for i, row in enumerate(small):
+        row["image_bytes"] = images[i].as_py()
+        yield row
