@@ -1,0 +1,134 @@
+"""`mmpipe train` and `mmpipe eval` (the stage lives in training/)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+
+def _fail(message: str) -> None:
+    from rich.console import Console
+
+    Console(stderr=True).print(f"[bold red]error:[/bold red] {message}")
+    raise typer.Exit(code=1)
+
+
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    from data_schemas import SchemaError
+    from training.config import ConfigError
+    from training.data import DataError
+    from training.launch import LaunchError
+
+    return DataError, SchemaError, ConfigError, LaunchError, FileNotFoundError
+
+
+def _eval_table(title: str, result: dict[str, Any]):
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    r = result["retrieval"]
+    for direction in ("image_to_text", "text_to_image"):
+        cells = ", ".join(f"{k} {r[direction][k]:.3f}" for k in sorted(r[direction], key=lambda k: int(k[2:])))
+        table.add_row(direction.replace("_", " "), cells)
+    table.add_row("chance R@1", f"{r['chance_R@1']:.4f} ({r['n']} pairs)")
+    mlm = result["mlm"]
+    loss = mlm["loss"]
+    for cond, label in (("matched", "matched image"), ("mismatched", "mismatched image"), ("none", "no image")):
+        table.add_row(f"masked tokens, {label}", f"acc {mlm[cond]['accuracy']:.3f}  {loss} {mlm[cond][loss]:.3f}")
+    for other in ("mismatched", "none"):
+        gap = mlm[f"gap_matched_vs_{other}"]["accuracy"]
+        lo, hi = gap["ci95"]
+        table.add_row(f"accuracy gain vs {other}", f"{gap['mean']:+.3f} [95% CI {lo:+.3f}, {hi:+.3f}]")
+    return table
+
+
+def _print_eval(path: Path) -> None:
+    from rich.console import Console
+
+    console = Console()
+    data = json.loads(path.read_text())
+    console.print(_eval_table(f"{data['model']['preset']} model", data["model"]))
+    if "baseline" in data:
+        console.print(_eval_table("seed baseline", data["baseline"]))
+    console.print(f"wrote [bold]{path}[/bold]")
+
+
+def _print_train(run: Path) -> None:
+    from rich.console import Console
+
+    console = Console()
+    summary_path = run / "train_summary.json"
+    if summary_path.exists():
+        s = json.loads(summary_path.read_text())
+        console.print(f"trained [bold]{s['preset']}[/bold] ({s['parameters']:,} parameters) for {s['steps']} steps "
+                      f"on {s['world_size']} process(es): {s['samples_seen']:,} samples, "
+                      f"{s['corrupt_rows_skipped']} corrupt row(s) skipped")
+    if (run / "eval.json").exists():
+        _print_eval(run / "eval.json")
+    files = [f for f in ("model.safetensors", "metrics.jsonl", "metrics.png", "eval.json") if (run / f).exists()]
+    console.print(f"run directory: [bold]{run}[/bold] ({', '.join(files)})")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("train")
+    def train_command(
+        data: Annotated[Path, typer.Option("--data", help="CLEAN dataset directory (with manifest.json).")],
+        out: Annotated[Path, typer.Option("--out", help="Run directory, e.g. runs/NAME.")],
+        config: Annotated[Path | None, typer.Option("--config", help="YAML file of TrainConfig fields.")] = None,
+        preset: Annotated[str | None, typer.Option(help="tiny | base | seed")] = None,
+        steps: Annotated[int | None, typer.Option(help="Optimizer steps (overrides epochs).")] = None,
+        epochs: Annotated[float | None, typer.Option(help="Epochs, when --steps is not given.")] = None,
+        batch_size: Annotated[int | None, typer.Option(help="Per-process micro-batch size.")] = None,
+        resume: Annotated[str | None, typer.Option(help="'latest' or a checkpoint directory.")] = None,
+        nproc: Annotated[int, typer.Option(help="Processes (DDP via torchrun) on this machine.")] = 1,
+        device: Annotated[str | None, typer.Option(help="auto | cpu | cuda")] = None,
+        num_workers: Annotated[int | None, typer.Option(help="Loader worker processes per rank.")] = None,
+        compile: Annotated[bool | None, typer.Option("--compile/--no-compile", help="torch.compile it.")] = None,
+        eval_at_end: Annotated[bool | None, typer.Option("--eval/--no-eval", help="Evaluate on val after.")] = None,
+    ) -> None:
+        """Train the image-text model on CLEAN shards; checkpoints, metrics and the model go to --out."""
+        import logging
+
+        from rich.logging import RichHandler
+
+        from training.config import TrainConfig
+
+        logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[RichHandler(show_path=False)])
+        try:
+            cfg = TrainConfig.from_yaml(config, data=data, out=out, preset=preset, steps=steps, epochs=epochs,
+                                        batch_size=batch_size, resume=resume, device=device,
+                                        num_workers=num_workers, compile=compile, eval_at_end=eval_at_end)
+            if nproc > 1:
+                from training.launch import launch_torchrun
+
+                run = launch_torchrun(cfg, nproc)
+            else:
+                from training.train import train
+
+                run = train(cfg)
+        except _expected_errors() as exc:
+            _fail(str(exc))
+        _print_train(run)
+
+    @app.command("eval")
+    def eval_command(
+        run: Annotated[Path, typer.Option("--run", help="Run directory written by `mmpipe train`.")],
+        data: Annotated[Path | None, typer.Option(help="Dataset whose val split to use (default: the run's).")] = None,
+        baseline: Annotated[bool, typer.Option(help="Also score the seed baseline (trained if missing).")] = False,
+        batch_size: Annotated[int, typer.Option(help="Evaluation batch size.")] = 64,
+        device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
+    ) -> None:
+        """Evaluate a run on the val split: retrieval R@1/5/10 and whether the image helps masked-token prediction."""
+        from training.config import EvalConfig
+        from training.evaluate import evaluate
+
+        try:
+            path = evaluate(EvalConfig(run=run, data=data, baseline=baseline, batch_size=batch_size, device=device))
+        except _expected_errors() as exc:
+            _fail(str(exc))
+        _print_eval(path)

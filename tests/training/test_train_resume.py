@@ -1,0 +1,80 @@
+"""Kill -9 a training process mid-epoch, resume it, and get exactly the uninterrupted run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from trainlib import read_samples
+
+from training.checkpoint import list_checkpoints
+from training.config import TrainConfig
+from training.metrics import read_jsonl
+from training.train import train
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _start_killable(cfg: TrainConfig, tmp_path: Path) -> subprocess.Popen:
+    config_json = tmp_path / "killed.json"
+    cfg.write_json(config_json)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "training.train_main", "--config-json", str(config_json)],
+                            cwd=REPO, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=open(tmp_path / "killed.log", "w"))
+
+
+def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if proc.poll() is not None:
+            raise AssertionError(f"training exited early with {proc.returncode}")
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.2)
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_latest_matches_an_uninterrupted_run(shapes_data, tmp_path):
+    # 320 train rows, 2 loader workers, batch 24 -> 14 micro-batches per epoch: 18 steps cross an epoch boundary.
+    base = TrainConfig(data=shapes_data, out=tmp_path / "straight", steps=18, batch_size=24, num_workers=2,
+                       ckpt_every=5, keep_last=2, log_every=1, eval_at_end=False, progress=False,
+                       debug_samples=True, plot=False)
+    torch.set_num_threads(1)  # same BLAS reduction order as the subprocess
+    straight = train(base)
+
+    killed = replace(base, out=tmp_path / "killed", debug_pause_at_step=7)
+    proc = _start_killable(killed, tmp_path)
+    try:
+        _wait_for(killed.out / "debug-paused", proc)  # steps 6 and 7 ran after checkpoint 5: they are lost work
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    assert [p.name for p in list_checkpoints(killed.out)] == ["step-00000005"]
+    loader = json.loads((list_checkpoints(killed.out)[0] / "meta.json").read_text())["loader"]
+    assert (loader["epoch"], loader["batch"]) == (0, 5)
+    assert sorted(w["batches_done"] for w in loader["rank0_workers"]) == [2, 3]
+    assert all(set(w["next_row"]) == {"shard", "row_group", "offset"} for w in loader["rank0_workers"])
+    assert max(r["step"] for r in read_samples(killed.out)) == 7
+    assert not (killed.out / "model.safetensors").exists()
+
+    resumed = train(replace(killed, debug_pause_at_step=None, resume="latest"))
+
+    assert read_samples(resumed) == read_samples(straight), "same samples, same order, same steps"
+    assert [m["step"] for m in read_jsonl(resumed / "metrics.jsonl")] == list(range(1, 19))
+    a, b = load_file(straight / "model.safetensors"), load_file(resumed / "model.safetensors")
+    assert a.keys() == b.keys()
+    for name in a:
+        torch.testing.assert_close(b[name], a[name], rtol=1e-4, atol=1e-5, msg=name)
+    straight_loss = [m["loss"] for m in read_jsonl(straight / "metrics.jsonl")]
+    resumed_loss = [m["loss"] for m in read_jsonl(resumed / "metrics.jsonl")]
+    assert resumed_loss == pytest.approx(straight_loss, rel=1e-4)

@@ -1,0 +1,208 @@
+"""The training stage's entry function: ``train(TrainConfig) -> run directory``.
+
+Runs single-process, or as DDP when started by torchrun (see ``training.launch``).  A run directory holds:
+config.json, tokenizer.json, checkpoints/step-N/, metrics.jsonl + metrics.png, model.safetensors,
+train_summary.json and (with eval_at_end) eval.json.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from training.checkpoint import save_checkpoint
+from training.config import TrainConfig
+from training.data import open_split
+from training.distributed import DistContext, all_reduce_sum, setup, teardown
+from training.loader import Feeder, micro_batches_for
+from training.metrics import METRICS_NAME, JsonlWriter, plot_metrics
+from training.model import build_model, count_params
+from training.optim import autocast, lr_at, make_optimizer, set_lr, to_device
+from training.prepare import (
+    checkpoint_state,
+    layout_for,
+    prepare_run_dir,
+    prepare_tokenizer,
+    resume_state,
+    unwrap,
+    write_final_weights,
+)
+from training.stream import ShardStream
+
+log = logging.getLogger("mmpipe.train")
+
+
+def train(config: TrainConfig) -> Path:
+    cfg = config.resolved()
+    ctx = setup(cfg.device)
+    try:
+        trainer = Trainer(cfg, ctx)
+        trainer.run()
+    finally:
+        teardown(ctx)
+    if ctx.is_main and cfg.eval_at_end:
+        _evaluate_at_end(cfg)
+    return cfg.out
+
+
+def _evaluate_at_end(cfg: TrainConfig) -> None:
+    from training.config import EvalConfig
+    from training.data import DataError
+    from training.evaluate import evaluate
+
+    try:
+        evaluate(EvalConfig(run=cfg.out, batch_size=cfg.eval_batch_size, num_workers=min(cfg.num_workers, 2),
+                            device=cfg.device, seed=cfg.seed))
+    except DataError as exc:
+        log.warning("skipping evaluation: %s", exc)
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, ctx: DistContext):
+        self.cfg, self.ctx = cfg, ctx
+        torch.manual_seed(cfg.seed)
+        _cpu_threads(cfg, ctx)
+        index = open_split(cfg.data, "train")  # fails fast on an empty/wrong-version dataset
+        prepare_run_dir(cfg, ctx)
+        resuming = cfg.resume is not None
+        tok = prepare_tokenizer(cfg, index, ctx, resuming=resuming)
+        model = build_model(cfg.model, vocab=tok.get_vocab_size(), image_size=cfg.image_size,
+                            max_len=cfg.max_text_len, clip_weight=cfg.clip_weight).to(ctx.device)
+        self.optimizer = make_optimizer(model, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                        fused=ctx.device.type == "cuda")
+        self.layout = layout_for(cfg, ctx)
+        self.step, start, self.counters = resume_state(cfg, model, self.optimizer, self.layout, ctx)
+        self.pos = start
+        self.raw_model, self.model = model, self._wrap(model)
+        self.stream = ShardStream(index, tok, self.layout, image_size=cfg.image_size, mask_prob=cfg.mask_prob,
+                                  image_drop=cfg.image_drop if cfg.model.kind == "mm" else 0.0,
+                                  crop_scale=cfg.crop_scale, trim_text=not cfg.compile)
+        self.feeder = Feeder(self.stream, num_workers=cfg.num_workers, start=start, max_len=cfg.max_text_len,
+                             pin_memory=ctx.device.type == "cuda")
+        self.total = cfg.steps or math.ceil(micro_batches_for(self.stream, cfg.epochs) / cfg.grad_accum)
+        resume_step = self.step if resuming else None
+        self.metrics = JsonlWriter(cfg.out / METRICS_NAME, resume_step=resume_step) if ctx.is_main else None
+        self.samples = (JsonlWriter(cfg.out / f"samples-rank{ctx.rank}.jsonl", resume_step=resume_step)
+                        if cfg.debug_samples else None)
+        if ctx.is_main:
+            log.info("%s: %s parameters, %d train rows, %d steps", cfg.preset, f"{count_params(model):,}",
+                     index.rows, self.total)
+
+    def _wrap(self, model: torch.nn.Module) -> torch.nn.Module:
+        if self.ctx.distributed:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            ids = [self.ctx.local_rank] if self.ctx.device.type == "cuda" else None
+            model = DDP(model, device_ids=ids)
+        return torch.compile(model) if self.cfg.compile else model
+
+    def run(self) -> None:
+        cfg = self.cfg
+        bar = tqdm(total=self.total, initial=self.step, disable=not (self.ctx.is_main and cfg.progress),
+                   unit="step", dynamic_ncols=True, desc=f"train {cfg.preset}")
+        batches = iter(self.feeder)
+        window = {"t": time.perf_counter(), "samples": 0, "sums": {}, "steps": 0}
+        try:
+            while self.step < self.total:
+                self._step(batches, window)
+                bar.update(1)
+                if self.step % cfg.log_every == 0 or self.step == self.total or self.step == 1:
+                    bar.set_postfix(self._log(window))
+                if self.step % cfg.ckpt_every == 0 or self.step == self.total:
+                    self._checkpoint()
+                if cfg.debug_pause_at_step == self.step:
+                    (cfg.out / "debug-paused").write_text(str(self.step))
+                    time.sleep(600)
+        finally:
+            bar.close()
+            batches.close()
+            for w in (self.metrics, self.samples):
+                if w is not None:
+                    w.close()
+        self._finish()
+
+    def _step(self, batches, window: dict) -> None:
+        cfg, model = self.cfg, self.model
+        set_lr(self.optimizer, lr_at(self.step, total=self.total, warmup=cfg.warmup, base=cfg.lr))
+        for micro in range(cfg.grad_accum):
+            pos, batch = next(batches)
+            n = len(batch["keys"])
+            weight = 0.0 if batch.get("padding") else n / cfg.batch_size
+            last = micro == cfg.grad_accum - 1
+            sync = nullcontext() if last or not self.ctx.distributed else unwrap_ddp(model).no_sync()
+            with sync:
+                with autocast(self.ctx.device, cfg.precision):
+                    out = model(to_device(batch, self.ctx.device))
+                (out["loss"] * (weight / cfg.grad_accum)).backward()
+            for k, v in out.items():
+                window["sums"][k] = window["sums"].get(k, 0.0) + v.detach().float() * n
+            window["samples"] += n
+            self.counters["samples"] += n
+            self.counters["corrupt"] += len(batch["corrupt_keys"])
+            if self.samples is not None:
+                self.samples.write({"step": self.step + 1, "micro": micro, "rank": self.ctx.rank,
+                                    "epoch": pos.epoch, "batch": pos.batch, "keys": batch["keys"]})
+        window["grad_norm"] = torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), cfg.clip)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        window["steps"] += 1
+        self.pos = pos
+
+    def _log(self, window: dict) -> dict[str, str]:
+        now = time.perf_counter()
+        rate = window["samples"] * self.ctx.world / max(now - window["t"], 1e-9)
+        n = max(window["samples"], 1)
+        rec = {"step": self.step, "epoch": self.pos.epoch, "lr": self.optimizer.param_groups[0]["lr"],
+               "samples_per_s": rate, "grad_norm": float(window["grad_norm"]),
+               **{k: float(v) / n for k, v in window["sums"].items()}}
+        if self.metrics is not None:
+            self.metrics.write(rec)
+        window.update(t=now, samples=0, sums={}, steps=0)
+        return {"loss": f"{rec.get('loss', float('nan')):.3f}", "samples/s": f"{rate:.0f}"}
+
+    def _global_counters(self) -> dict[str, float]:
+        keys = sorted(self.counters)
+        return dict(zip(keys, all_reduce_sum(self.ctx, [self.counters[k] for k in keys]), strict=True))
+
+    def _checkpoint(self) -> None:
+        counters = self._global_counters()  # collective: every rank calls this at the same steps
+        if self.ctx.is_main:
+            state = checkpoint_state(self.step, self.pos, self.optimizer, self.layout, counters)
+            loader = {"epoch": self.pos.epoch, "batch": self.pos.batch,
+                      "rank0_workers": self.stream.describe(self.pos.epoch, self.pos.batch)}
+            save_checkpoint(self.cfg.out, self.step, unwrap(self.raw_model), state,
+                            {"preset": self.cfg.preset, "loader": loader}, keep_last=self.cfg.keep_last)
+
+    def _finish(self) -> None:
+        counters = self._global_counters()
+        if not self.ctx.is_main:
+            return
+        from data_schemas import atomic_write_json
+
+        write_final_weights(self.cfg.out, self.raw_model)
+        if self.cfg.plot:
+            plot_metrics(self.cfg.out)
+        atomic_write_json(self.cfg.out / "train_summary.json", {
+            "preset": self.cfg.preset, "steps": self.step, "epoch": self.pos.epoch, "world_size": self.ctx.world,
+            "samples_seen": int(counters["samples"]), "corrupt_rows_skipped": int(counters["corrupt"]),
+            "parameters": count_params(self.raw_model)})
+
+
+def _cpu_threads(cfg: TrainConfig, ctx: DistContext) -> None:
+    """On CPU, leave a core to each loader worker: oversubscribed BLAS threads make every step slower."""
+    if ctx.device.type == "cpu" and "OMP_NUM_THREADS" not in os.environ:
+        cores = len(os.sched_getaffinity(0))
+        torch.set_num_threads(max(1, cores // ctx.world - cfg.num_workers))
+
+
+def unwrap_ddp(model: torch.nn.Module) -> torch.nn.Module:
+    """The DDP wrapper (for no_sync), also when it sits under torch.compile."""
+    return getattr(model, "_orig_mod", model)
