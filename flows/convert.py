@@ -1,0 +1,97 @@
+"""`PipelineConfig` section -> the stage's own dataclass config.  The only place the two vocabularies meet."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from flows.config import FlowConfigError, PipelineConfig, stage_kwargs
+from flows.state import digest
+
+
+def to_crawl_config(config: PipelineConfig) -> Any:
+    from crawlers.config import ConfigError, CrawlConfig
+
+    section = config.crawl
+    try:
+        base = CrawlConfig.from_yaml(section.config_file).to_dict() if section.config_file else {"sources": []}
+        base.pop("out", None)
+        base.pop("state_dir", None)
+        sources = list(base.pop("sources")) + [dataclasses.asdict(s) for s in section.sources]
+        fields = {"allow_private": section.allow_private or base.get("allow_private"),
+                  "blocklist": base.get("blocklist") or config.clean_dir}
+        kwargs = stage_kwargs(CrawlConfig, section, fields, stage="crawl")
+        crawl = CrawlConfig.from_dict({**base, **kwargs, "sources": sources, "out": config.raw_dir})
+        crawl = crawl.select(section.only)
+    except ConfigError as exc:
+        raise FlowConfigError(f"crawl: {exc}") from exc
+    if not crawl.sources:
+        raise FlowConfigError("crawl: no sources configured: set crawl.sources or crawl.config_file, "
+                              "or switch the crawl off (crawl.enabled: false)")
+    return crawl
+
+
+def crawl_key(crawl: Any, source: str) -> str:
+    """Everything that changes what a source's crawl would fetch or write, and nothing about where logs go."""
+    settings = crawl.to_dict()
+    for volatile in ("sources", "state_dir", "log_level", "parallel_sources"):
+        settings.pop(volatile, None)
+    return digest({"source": dataclasses.asdict(crawl.source(source)), "settings": settings})
+
+
+def to_clean_config(config: PipelineConfig) -> Any:
+    from pipeline.config import CleanConfig
+
+    section = config.clean
+    fields = {k: getattr(section, k) for k in ("scheduler", "n_workers", "langs", "image_size", "val_fraction",
+                                               "write_rejected", "strict")}
+    kwargs = stage_kwargs(CleanConfig, section, fields, stage="clean")
+    try:
+        return CleanConfig(raw=config.raw_dir, out=config.clean_dir, **kwargs)
+    except (TypeError, ValueError) as exc:
+        raise FlowConfigError(f"clean: {exc}") from exc
+
+
+def train_run_dir(config: PipelineConfig) -> Path:
+    return config.runs_dir / config.train.run_name
+
+
+def to_train_config(config: PipelineConfig) -> Any:
+    from training.config import ConfigError, TrainConfig
+
+    section = config.train
+    # The flow evaluates in its own task (visible in the UI, switchable), so the stage's built-in one is off.
+    steps = section.steps
+    if section.steps_per_run:
+        done = _latest_step(train_run_dir(config)) if section.resume else 0
+        steps = done + section.steps_per_run
+    fields = {"preset": section.preset, "steps": steps, "device": section.device,
+              "resume": "latest" if section.resume else None, "eval_at_end": False}
+    kwargs = stage_kwargs(TrainConfig, section, fields, stage="train")
+    try:
+        return TrainConfig.from_dict({**kwargs, "data": str(config.clean_dir), "out": str(train_run_dir(config))})
+    except (ConfigError, TypeError) as exc:
+        raise FlowConfigError(f"train: {exc}") from exc
+
+
+def _latest_step(run: Path) -> int:
+    """The step of the run's newest complete checkpoint (0 without one), read from its meta.json."""
+    import json
+
+    from training.checkpoint import latest_checkpoint
+
+    ckpt = latest_checkpoint(run)
+    return int(json.loads((ckpt / "meta.json").read_text())["step"]) if ckpt else 0
+
+
+def to_eval_config(config: PipelineConfig, run: Path) -> Any:
+    from training.config import EvalConfig
+
+    section = config.evaluate
+    fields = {"baseline": section.baseline, "device": config.train.device}
+    kwargs = stage_kwargs(EvalConfig, section, fields, stage="evaluate")
+    try:
+        return EvalConfig(run=Path(run), data=config.clean_dir, **kwargs)
+    except (TypeError, ValueError) as exc:
+        raise FlowConfigError(f"evaluate: {exc}") from exc
