@@ -2,8 +2,10 @@
 
 Order matters for a crash at any point: (1) the blocklist is appended first, so even a half-done takedown already
 stops the next crawl and clean; (2) the matched keys go to a pending file; (3) each affected shard is rewritten
-atomically, then the dedup index; (4) the manifest is rewritten last; (5) emptied shards are deleted and the request
-is logged.  A later takedown (or `--resume`) finds the pending file and finishes it: filtering by key is idempotent.
+atomically; the dedup index is deliberately left alone: its entries for removed rows act as tombstones, so a
+near copy of taken-down content found later (other URL, other bytes) is dropped as a duplicate of it; (4) the
+manifest is rewritten last; (5) emptied shards are deleted and the request is logged.
+A later takedown (or `--resume`) finds the pending file and finishes it: filtering by key is idempotent.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import pyarrow.parquet as pq
 
 from data_schemas import BlockEntry, Blocklist, atomic_write_json, file_sha256, reasons
 from pipeline.tools._read import TAKEDOWN_PENDING, Dataset, ToolError, iter_batches, open_dataset
-from pipeline.tools._rewrite import blocked, candidates, purge_rejected, rewrite_index, rewrite_without
+from pipeline.tools._rewrite import blocked, candidates, purge_rejected, rewrite_without
 
 TAKEDOWN_LOG = "takedowns.jsonl"
 PENDING = TAKEDOWN_PENDING
@@ -205,7 +207,7 @@ def _apply(ds: Dataset, pending: dict) -> TakedownResult:
     for name in pending["shards"]:
         if (ds.root / name).exists():
             rewrite_without(ds.root / name, {r["key"] for r in pending["rows"] if r["shard"] == name})
-    index_removed = rewrite_index(ds.root, keys) if keys else 0
+    index_removed = 0  # tombstones stay in the index (see the module docstring)
     request = TakedownRequest(**pending["request"])
     rejected_removed = purge_rejected(ds.root, Blocklist(request.entries()), urls=request.urls,
                                       domains=request.domains, sha256=request.sha256)
