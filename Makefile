@@ -35,8 +35,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_crawl.py
 	$(BIN)/python benchmarks/bench_clean.py
 	$(BIN)/python benchmarks/bench_train.py
+	$(BIN)/python benchmarks/bench_e2e.py
 
 clean-venv:
 	rm -rf $(VENV)
