@@ -15,34 +15,15 @@ from typing import Any
 
 import pyarrow as pa
 
-from data_schemas import Blocklist, reasons
+from data_schemas import CLEAN_SCHEMA, Blocklist, reasons
 from pipeline.captions import RANK, Caption, clean_caption
 from pipeline.images import NormalisedImage, normalise
 
 log = logging.getLogger(__name__)
 
-_TS = pa.timestamp("us", tz="UTC")
-STAGE_SCHEMA = pa.schema([
-    pa.field("key", pa.string(), nullable=False),
-    pa.field("caption", pa.string(), nullable=False),
-    pa.field("caption_origin", pa.string(), nullable=False),
-    pa.field("image", pa.binary(), nullable=False),
-    pa.field("width", pa.int32(), nullable=False),
-    pa.field("height", pa.int32(), nullable=False),
-    pa.field("original_width", pa.int32(), nullable=False),
-    pa.field("original_height", pa.int32(), nullable=False),
-    pa.field("sha256", pa.string(), nullable=False),
-    pa.field("phash", pa.uint64(), nullable=False),
-    pa.field("lang", pa.string(), nullable=False),
-    pa.field("source", pa.string(), nullable=False),
-    pa.field("source_kind", pa.string(), nullable=False),
-    pa.field("page_url", pa.string(), nullable=False),
-    pa.field("image_url", pa.string(), nullable=False),
-    pa.field("published_at", _TS),
-    pa.field("crawled_at", _TS, nullable=False),
-    pa.field("license", pa.string()),
-    pa.field("credit", pa.string()),
-    # client-side dedup fields, dropped before the shard is written
+# Every CLEAN column except those decided on the client after dedup (split, dup_cluster), plus the client-side
+# dedup fields, which are dropped before the shard is written.  Derived, so it can never drift from the contract.
+STAGE_SCHEMA = pa.schema([f for f in CLEAN_SCHEMA if f.name not in ("split", "dup_cluster")] + [
     pa.field("pixel_hash", pa.binary(16), nullable=False),
     pa.field("caption_rank", pa.int8(), nullable=False),
 ])
