@@ -19,7 +19,7 @@ SIZES = {  # photo_size -> {kind: long sides}
     "mixed": {"lead": (1024, 1200, 1280, 1600), "body": (480, 640, 800, 960, 1024, 1280),
               "social": (800, 1024, 1280)},
     "bench": {"lead": (1024,), "body": (800, 900, 1024), "social": (1024,)},
-    "small": {"lead": (512,), "body": (320, 400, 480), "social": (400, 512)},
+    "small": {"lead": (512,), "body": (400, 448, 480), "social": (400, 512)},  # short side >= 200 at 16:9
 }
 GRAIN = {"mixed": 0, "bench": 5, "small": 0}
 

@@ -11,6 +11,7 @@ import ftfy
 import pytest
 from PIL import Image
 
+from crawlers.demo import generate_site
 from crawlers.demo.phash import hamming, phash_bytes
 from crawlers.demo.truth import rank
 from data_schemas import CAPTION_ORIGINS, CAPTION_PREFERENCE
@@ -189,3 +190,11 @@ def test_absolute_truth(site):
     assert all(r.page_url.startswith("http://127.0.0.1:9999/") and r.image_url.startswith("http://127.0.0.1:9999/")
                for r in rows)
     assert rows[0].to_json().startswith("{")
+
+
+def test_kept_pictures_pass_the_default_size_filter_at_every_photo_size():
+    """The truth is what a pipeline with default settings keeps, so no kept picture may be under min_side 200."""
+    for size in ("small", "mixed"):
+        site = generate_site(articles=50, seed=3, photo_size=size)
+        small = [t.image_url for t in site.truth if t.reason is None and min(t.width, t.height) < 200]
+        assert not small, (size, small[:3])

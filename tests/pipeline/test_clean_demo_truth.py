@@ -22,10 +22,8 @@ def test_clean_funnel_and_output_equal_the_ground_truth(dask_address, tmp_path: 
     site = demo.generate_site(articles=60, seed=0, photo_size="small")
     rows = write_demo_raw(site, tmp_path / "raw")
     assert len(rows) == site.expected_raw_rows()
-    # min_side 170: the "small" demo photos include 320x180 pictures the truth keeps (default min_side is 200);
-    # the planted tiny images are 100-160 px, so the reasons are unchanged
-    out = clean(CleanConfig(raw=tmp_path / "raw", out=tmp_path / "clean", scheduler=dask_address, progress=False,
-                            min_side=170))
+    # default filters: every "small" demo photo the truth keeps has a short side >= 200
+    out = clean(CleanConfig(raw=tmp_path / "raw", out=tmp_path / "clean", scheduler=dask_address, progress=False))
     m = Manifest.read(out)
     assert m.rows_in == site.expected_raw_rows()
     assert m.drops == dict(site.expected_clean_drops())
