@@ -15,7 +15,6 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from data_schemas import Blocklist, atomic_write_parquet
-from pipeline.tools._read import INDEX_DIR
 
 REJECTED_DIR = "rejected"  # the clean stage's optional audit trail of dropped rows (urls, maybe original bytes)
 
@@ -60,15 +59,6 @@ def rewrite_without(path: Path, drop: set[str], *, key_column: str = "key") -> i
         codec = rg0.column(0).compression.lower()
         atomic_write_parquet(path, kept.replace_schema_metadata(pf.schema_arrow.metadata),
                              row_group_size=rg0.num_rows, compression="none" if codec == "uncompressed" else codec)
-    return removed
-
-
-def rewrite_index(root: Path, keys: set[str]) -> int:
-    """The dedup index (``index/*.parquet``, any file with a ``key`` column) without the removed keys."""
-    removed = 0
-    for path in sorted((root / INDEX_DIR).glob("*.parquet")) if (root / INDEX_DIR).is_dir() else []:
-        if "key" in pq.read_schema(path).names:
-            removed += rewrite_without(path, keys)
     return removed
 
 

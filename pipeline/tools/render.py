@@ -128,8 +128,6 @@ def render_takedown(r: TakedownResult, console: Console) -> None:
     if r.dry_run:
         console.print(f"dry run: nothing written; {r.blocklist_added} blocklist entries would be added")
         return
-    if r.index_rows_removed:
-        console.print(f"dedup index: {r.index_rows_removed} row(s) removed")
     console.print(Text(f"blocklist: {r.blocklist_added} entr(y/ies) appended to {r.blocklist}"))
     if r.log:
         console.print(Text(f"logged in {r.log}"))

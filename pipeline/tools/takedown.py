@@ -100,7 +100,6 @@ class TakedownResult:
     keys: list[str]
     shards_rewritten: list[str]
     shards_removed: list[str]  # shards left empty, dropped from the manifest and deleted
-    index_rows_removed: int
     blocklist_added: int
     log: Path | None
     blocklist: Path | None
@@ -207,7 +206,6 @@ def _apply(ds: Dataset, pending: dict) -> TakedownResult:
     for name in pending["shards"]:
         if (ds.root / name).exists():
             rewrite_without(ds.root / name, {r["key"] for r in pending["rows"] if r["shard"] == name})
-    index_removed = 0  # tombstones stay in the index (see the module docstring)
     request = TakedownRequest(**pending["request"])
     rejected_removed = purge_rejected(ds.root, Blocklist(request.entries()), urls=request.urls,
                                       domains=request.domains, sha256=request.sha256)
@@ -216,12 +214,12 @@ def _apply(ds: Dataset, pending: dict) -> TakedownResult:
         (ds.root / name).unlink(missing_ok=True)
     record = {"time": datetime.now(timezone.utc).isoformat(), "request": pending["request"],
               "rows_removed": len(keys), "keys": sorted(keys), "shards": pending["shards"],
-              "shards_removed": emptied, "index_rows_removed": index_removed,
+              "shards_removed": emptied,
               "rejected_rows_removed": rejected_removed,
               "blocklist_added": pending["blocklist_added"]}
     log = _append_log(ds.root, record)
     (ds.root / PENDING).unlink(missing_ok=True)
-    return TakedownResult(len(keys), sorted(keys), pending["shards"], emptied, index_removed,
+    return TakedownResult(len(keys), sorted(keys), pending["shards"], emptied,
                           pending["blocklist_added"], log, ds.root / "blocklist.jsonl")
 
 
@@ -238,12 +236,12 @@ def takedown(path: str | Path, request: TakedownRequest, *, dry_run: bool = Fals
             resumed = _apply(ds, json.loads((ds.root / PENDING).read_text()))
             ds = open_dataset(root)
         if request.is_empty():  # `--resume`: report what the finished takedown did (or that none was pending)
-            return resumed or TakedownResult(0, [], [], [], 0, 0, None, None, dry_run)
+            return resumed or TakedownResult(0, [], [], [], 0, None, None, dry_run)
         rows = _find(ds, request)
         entries = _block_entries(request, rows, Blocklist.load(ds.root))
         if dry_run:
             return TakedownResult(len(rows), sorted(r["key"] for r in rows), sorted({r["shard"] for r in rows}),
-                                  [], 0, len(entries), None, None, dry_run=True)
+                                  [], len(entries), None, None, dry_run=True)
         blocklist = Blocklist.append(ds.root, entries)
         pending = {"id": uuid.uuid4().hex, "request": asdict(request), "rows": rows,
                    "shards": sorted({r["shard"] for r in rows}), "blocklist_added": len(entries)}
