@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -31,3 +32,15 @@ def fixtures() -> Path:
             pytest.fail(f"MMPIPE_FIXTURES={path} is missing; CI always has ../shared/fixtures")
         pytest.skip(f"real-page fixtures not found at {path}; set MMPIPE_FIXTURES to ../shared/fixtures to run these")
     return path
+
+
+@pytest.fixture(scope="session")
+def dask_address():
+    """One real LocalCluster (2 worker processes, 1 thread each) on loopback for the whole session: the stages run
+    on it by scheduler address, the other way (besides their own LocalCluster) they are meant to run."""
+    from distributed import LocalCluster
+
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0",
+                           host="127.0.0.1", silence_logs=logging.WARNING)
+    yield cluster.scheduler_address
+    cluster.close()

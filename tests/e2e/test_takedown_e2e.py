@@ -9,7 +9,6 @@ group), so the clean stage's sha256 match is what must stop those copies.
 
 from __future__ import annotations
 
-import logging
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,17 +55,6 @@ def _pick(run: PipelineRun) -> tuple[list[str], dict]:
     by_sha = max(rows, key=exact_copies)
     assert exact_copies(by_sha) >= 1, "the demo site planted no exact-duplicate group"
     return [news["image_url"], social["image_url"]], by_sha
-
-
-@pytest.fixture(scope="module")
-def dask_address():
-    """The cleans here run on an already running scheduler, given by address (the other way the stage runs)."""
-    from distributed import LocalCluster
-
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0",
-                           host="127.0.0.1", silence_logs=logging.WARNING)
-    yield cluster.scheduler_address
-    cluster.close()
 
 
 @pytest.fixture(scope="module")
