@@ -39,6 +39,7 @@ class SourceConfig:
     allowed_domains: list[str] = field(default_factory=list)  # default: the hosts of the configured URLs
     article_pattern: str | None = None  # regex on the URL path: which followed links are articles
     page_text: bool = True  # also record the page title and nearest paragraph (origins title/context)
+    sitemaps_from_robots: bool = True  # no `sitemaps`: crawl those the robots.txt of the feed/start hosts lists
     # mastodon
     instance: str | None = None  # base URL, e.g. https://mastodon.social
     hashtags: list[str] = field(default_factory=list)
@@ -75,6 +76,8 @@ class SourceConfig:
             raise ConfigError(f"{where}: a bluesky source needs actors, search_queries or feeds")
         if self.processes < 1:
             raise ConfigError(f"{where}: processes must be >= 1")
+        if self.max_seconds is not None and self.max_seconds <= 0:
+            raise ConfigError(f"{where}: max_seconds must be > 0")
         if self.article_pattern:
             try:
                 re.compile(self.article_pattern)
@@ -111,6 +114,7 @@ class CrawlConfig:
     benchmark: bool = False  # loopback benchmark: no AutoThrottle, high concurrency
     log_level: str = "INFO"
     obey_robots: bool = True
+    scrapy_settings: dict[str, Any] = field(default_factory=dict)  # extra Scrapy settings, applied last
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
@@ -127,6 +131,8 @@ class CrawlConfig:
             s.validate()
         if self.rows_per_file < 1 or self.bytes_per_file < 1:
             raise ConfigError("rows_per_file and bytes_per_file must be >= 1")
+        if not isinstance(self.scrapy_settings, dict) or not all(isinstance(k, str) for k in self.scrapy_settings):
+            raise ConfigError("scrapy_settings must be a mapping of Scrapy setting names to values")
 
     def source(self, name: str) -> SourceConfig:
         for s in self.sources:

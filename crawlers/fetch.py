@@ -1,14 +1,23 @@
-"""Judging fetched responses: image sniffing, `X-Robots-Tag` parsing, error kinds, and RAW row construction."""
+"""Fetching and judging responses: image sniffing, `X-Robots-Tag`, TDMRep and `Retry-After` parsing, error kinds,
+RAW row construction, and address resolution for the safety check."""
 
 from __future__ import annotations
 
+import email.utils
+import ipaddress
+import json
 import re
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from scrapy.exceptions import IgnoreRequest
+from scrapy.utils.defer import maybe_deferred_to_future
+from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectError, DNSLookupError, TCPTimedOutError, TimeoutError
+from twisted.internet.interfaces import IResolutionReceiver
+from zope.interface import implementer
 
 from crawlers.extract.records import ImageRef
 from data_schemas import CAPTION_PREFERENCE, row_id
@@ -120,6 +129,41 @@ def error_kind(exc: BaseException) -> str:
     return "connection_error"
 
 
+def parse_tdmrep(body: bytes) -> list[tuple[re.Pattern, bool]]:
+    """[(path pattern, reserved)] in file order; `location` uses robots.txt-style `*` and `$`."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return []
+    rules = []
+    for rule in data if isinstance(data, list) else []:
+        if not isinstance(rule, dict) or not isinstance(rule.get("location"), str):
+            continue
+        loc = rule["location"].strip()
+        loc = re.sub(r"^https?://[^/]+", "", loc) or "/"
+        regex = re.escape(loc).replace(r"\*", ".*")
+        regex = regex[:-2] + "$" if regex.endswith(r"\$") else regex
+        rules.append((re.compile(regex), str(rule.get("tdm-reservation", "0")).strip() in ("1", "true", "True")))
+    return rules
+
+
+def retry_after_seconds(value: bytes | str | None) -> float | None:
+    """`Retry-After` as seconds: delta-seconds or an HTTP date; None when absent or unreadable."""
+    if not value:
+        return None
+    text = value.decode("latin-1") if isinstance(value, bytes) else value
+    text = text.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
 def sorted_candidates(ref: ImageRef) -> list[dict[str, str]]:
     """Candidates in CAPTION_PREFERENCE order (stable within an origin), as RAW list<struct> values."""
     ordered = sorted(ref.candidates, key=lambda c: _RANK.get(c[1], len(_RANK)))
@@ -159,3 +203,38 @@ class ImageCache:
         while self.bytes > self.max_bytes and len(self.items) > 1:
             _, old = self.items.popitem(last=False)
             self.bytes -= old.size
+
+
+def is_public_ip(ip: str) -> bool:
+    addr = ipaddress.ip_address(ip)
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped:
+        addr = addr.ipv4_mapped
+    return addr.is_global and not addr.is_multicast
+
+
+@implementer(IResolutionReceiver)
+class _Addresses:
+    """Collects every address a Twisted name resolver reports for one name."""
+
+    def __init__(self):
+        self.found: list[str] = []
+        self.done: Deferred = Deferred()
+
+    def resolutionBegan(self, resolution) -> None:  # noqa: N802 - Twisted interface
+        return None
+
+    def addressResolved(self, address) -> None:  # noqa: N802
+        self.found.append(address.host)
+
+    def resolutionComplete(self) -> None:  # noqa: N802
+        self.done.callback(self.found)
+
+
+async def resolve_all(host: str) -> list[str]:
+    """Every A and AAAA address of `host` from the reactor's name resolver, the one Scrapy connects with
+    (TWISTED_DNS_RESOLVER, cached per name); [] when the name does not resolve."""
+    from twisted.internet import reactor  # imported late: importing it installs a reactor
+
+    receiver = _Addresses()
+    reactor.nameResolver.resolveHostName(receiver, host, 0)
+    return await maybe_deferred_to_future(receiver.done)

@@ -1,5 +1,6 @@
-"""Downloader middlewares: address safety, takedown blocklist, robots.txt and TDMRep with counted reasons,
-and `Retry-After`-aware backoff for 429/503.
+"""Downloader middlewares: address safety (before the request and on the connected peer), takedown blocklist,
+robots.txt (with its Sitemap: lines for the spider) and TDMRep with counted reasons, and `Retry-After`-aware
+backoff for 429/503.
 
 Policy refusals raise `PolicyDrop` (an `IgnoreRequest`), so they reach the request's errback, which counts them
 per (page, image) pair under the shared `data_schemas.reasons` names.
@@ -7,21 +8,20 @@ per (page, image) pair under the shared `data_schemas.reasons` names.
 
 from __future__ import annotations
 
-import email.utils
-import ipaddress
-import json
 import logging
 import re
 import time
 
 from scrapy.downloadermiddlewares.robotstxt import RobotsTxtMiddleware
 from scrapy.exceptions import IgnoreRequest, NotConfigured
-from scrapy.http import Request, Response
+from scrapy.http import Request, Response, TextResponse
 from scrapy.http.request import NO_CALLBACK
 from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.httpobj import urlparse_cached
 from twisted.internet.defer import Deferred
 
+from crawlers.fetch import is_public_ip, parse_tdmrep, resolve_all, retry_after_seconds
+from crawlers.spiders.deadline import time_left
 from data_schemas import Blocklist
 from data_schemas import reasons as R
 
@@ -36,20 +36,15 @@ class PolicyDrop(IgnoreRequest):
         self.reason = reason
 
 
-PRIVATE_ADDRESS = "private_address"
-_MISSING = object()  # error kind: refused because the host resolves to a non-public address
-
-
-def is_public_ip(ip: str) -> bool:
-    addr = ipaddress.ip_address(ip)
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped:
-        addr = addr.ipv4_mapped
-    return addr.is_global and not addr.is_multicast
+PRIVATE_ADDRESS = "private_address"  # error kind: refused because the host resolves to a non-public address
+PRIVATE_CONNECTED = "private_address_connected"  # error kind: the response came from a non-public address
+_MISSING = object()
 
 
 class AddressSafetyMiddleware:
-    """Refuse private, loopback, link-local and reserved addresses, checking the *resolved* IP of every request
-    (redirects included), unless the crawl config sets `allow_private`."""
+    """Refuse private, loopback, link-local and reserved addresses before connecting: every request's host
+    (redirects included) is resolved and refused when *any* of its addresses is not public, unless the crawl config
+    sets `allow_private`.  `ConnectedAddressMiddleware` checks the address actually connected to."""
 
     def __init__(self, crawler):
         if crawler.settings.getbool("MMPIPE_ALLOW_PRIVATE"):
@@ -77,13 +72,33 @@ class AddressSafetyMiddleware:
             pass
         if host.lower() in ("localhost", "localhost.localdomain") or host.lower().endswith(".localhost"):
             return False
-        from twisted.internet import reactor  # imported late: importing it installs a reactor
-
         try:
-            ip = await maybe_deferred_to_future(reactor.resolve(host))
+            addresses = await resolve_all(host)
         except Exception:  # noqa: BLE001 - unresolvable: the download itself reports the DNS error
             return True
-        return is_public_ip(ip)
+        return all(is_public_ip(ip) for ip in addresses)
+
+
+class ConnectedAddressMiddleware:
+    """Drop a response that came from a non-public address although its host passed the check before the request:
+    a name can resolve to a public address for the check and to a private one for the connection (DNS rebinding,
+    a resolver without a cache).  Placed next to the download handler, so no other middleware (redirects, retries)
+    nor any callback sees such a response."""
+
+    def __init__(self, crawler):
+        if crawler.settings.getbool("MMPIPE_ALLOW_PRIVATE"):
+            raise NotConfigured
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        return cls(crawler)
+
+    def process_response(self, request: Request, response: Response, spider=None) -> Response:
+        ip = response.ip_address
+        if ip is not None and not is_public_ip(str(ip)):
+            raise PolicyDrop(PRIVATE_CONNECTED, f"dropped {request.url}: the connection went to {ip}, a private/"
+                                                "loopback/link-local address (set allow_private: true to crawl it)")
+        return response
 
 
 class BlocklistMiddleware:
@@ -108,7 +123,7 @@ class CountingRobotsTxtMiddleware(RobotsTxtMiddleware):
 
     def process_request(self, request: Request, spider=None):
         if request.meta.get("dont_obey_robotstxt") or request.url.startswith(("data:", "file:")):
-            return None
+            return self._sitemaps_response(request) if request.meta.get("mm_robots_sitemaps") else None
         parser = self._parsers.get(urlparse_cached(request).netloc, _MISSING)
         if parser is None:  # robots.txt could not be fetched: allowed
             return None
@@ -116,6 +131,18 @@ class CountingRobotsTxtMiddleware(RobotsTxtMiddleware):
             self.process_request_2(parser, request)
             return None
         return super().process_request(request)
+
+    async def _sitemaps_response(self, request: Request) -> Response | None:
+        """The spider's robots.txt request (for its Sitemap: lines) is answered from the robots.txt this middleware
+        fetches for the host anyway, so each host's file is downloaded once; the answer lists the Sitemap: lines.
+        None (download it as usual) when the file could not be fetched or the parser does not keep them."""
+        rp = await self.robot_parser(request)
+        sitemaps = getattr(getattr(rp, "rp", None), "sitemaps", None)  # Protego's, Scrapy's default parser
+        if rp is None or sitemaps is None:
+            return None
+        body = "".join(f"Sitemap: {url}\n" for url in sitemaps)
+        return TextResponse(request.url, body=body.encode(), encoding="utf-8", request=request,
+                            headers={"Content-Type": "text/plain; charset=utf-8"})
 
     def process_request_2(self, rp, request: Request) -> None:
         try:
@@ -196,48 +223,13 @@ class TDMRepMiddleware:
         return parse_tdmrep(resp.body)
 
 
-def parse_tdmrep(body: bytes) -> list[tuple[re.Pattern, bool]]:
-    """[(path pattern, reserved)] in file order; `location` uses robots.txt-style `*` and `$`."""
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return []
-    rules = []
-    for rule in data if isinstance(data, list) else []:
-        if not isinstance(rule, dict) or not isinstance(rule.get("location"), str):
-            continue
-        loc = rule["location"].strip()
-        loc = re.sub(r"^https?://[^/]+", "", loc) or "/"
-        regex = re.escape(loc).replace(r"\*", ".*")
-        regex = regex[:-2] + "$" if regex.endswith(r"\$") else regex
-        rules.append((re.compile(regex), str(rule.get("tdm-reservation", "0")).strip() in ("1", "true", "True")))
-    return rules
-
-
-def retry_after_seconds(value: bytes | str | None) -> float | None:
-    """`Retry-After` as seconds: delta-seconds or an HTTP date; None when absent or unreadable."""
-    if not value:
-        return None
-    text = value.decode("latin-1") if isinstance(value, bytes) else value
-    text = text.strip()
-    if text.isdigit():
-        return float(text)
-    try:
-        when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError):
-        return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
 class BackoffMiddleware:
     """429/503: wait `Retry-After` (or an exponential backoff) before the same host gets any new request, then
     retry; give up after `backoff_retries` or when the server asks for more than `max_retry_after` seconds."""
 
     def __init__(self, crawler):
         s = crawler.settings
-        self.stats = crawler.stats
+        self.crawler, self.stats = crawler, crawler.stats
         self.max_tries = s.getint("MMPIPE_BACKOFF_RETRIES", 3)
         self.base = s.getfloat("MMPIPE_BACKOFF_BASE", 1.0)
         self.max_wait = s.getfloat("MMPIPE_MAX_RETRY_AFTER", 120.0)
@@ -251,6 +243,9 @@ class BackoffMiddleware:
         if not self.not_before:
             return None
         wait = self.not_before.get(urlparse_cached(request).netloc, 0.0) - time.monotonic()
+        left = time_left(self.crawler)  # max_seconds: never wait past the deadline
+        if left is not None:
+            wait = min(wait, left)
         if wait > 0:
             from twisted.internet import reactor, task  # late import: importing the reactor installs one
 

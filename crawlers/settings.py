@@ -8,6 +8,7 @@ from typing import Any
 from crawlers.config import CrawlConfig, SourceConfig
 
 _MW = "crawlers.middlewares"
+_DEADLINE_HANDLER = "crawlers.spiders.deadline.DeadlineDownloadHandler"
 
 
 def scrapy_settings(config: CrawlConfig, source: SourceConfig, *, log_file: Path | None = None) -> dict[str, Any]:
@@ -35,6 +36,9 @@ def scrapy_settings(config: CrawlConfig, source: SourceConfig, *, log_file: Path
         "TELNETCONSOLE_ENABLED": False,
         "REMOTE_CONTROL_ENABLED": False,
         "DNSCACHE_ENABLED": True,
+        # A and AAAA, cached per name: the address check sees every address the connection may use, and the
+        # connection uses the addresses the check saw (DNS_TIMEOUT does not apply to this resolver)
+        "TWISTED_DNS_RESOLVER": "scrapy.resolver.CachingHostnameResolver",
         "REACTOR_THREADPOOL_MAXSIZE": 8,
         "LOG_LEVEL": config.log_level,
         "LOGSTATS_INTERVAL": 60.0,
@@ -59,6 +63,7 @@ def scrapy_settings(config: CrawlConfig, source: SourceConfig, *, log_file: Path
             f"{_MW}.CountingRobotsTxtMiddleware": 100,
             f"{_MW}.TDMRepMiddleware": 110,
             f"{_MW}.BackoffMiddleware": 540,
+            f"{_MW}.ConnectedAddressMiddleware": 950,  # next to the download handler: first to see a response
         },
         "SPIDER_MIDDLEWARES": {
             "scrapy.spidermiddlewares.depth.DepthMiddleware": None,  # link depth is the spider's (mm_depth)
@@ -66,8 +71,9 @@ def scrapy_settings(config: CrawlConfig, source: SourceConfig, *, log_file: Path
         },
         "EXTENSIONS": {"crawlers.progress.ProgressReporter": 500},
     }
-    if source.max_seconds is not None:
+    if source.max_seconds is not None:  # closed then; downloads in flight or queued end by then too
         settings["CLOSESPIDER_TIMEOUT"] = source.max_seconds
+        settings["DOWNLOAD_HANDLERS"] = {"http": _DEADLINE_HANDLER, "https": _DEADLINE_HANDLER}
     if log_file is not None:
         settings["LOG_FILE"] = str(log_file)
         settings["LOG_FILE_APPEND"] = True
@@ -76,4 +82,5 @@ def scrapy_settings(config: CrawlConfig, source: SourceConfig, *, log_file: Path
         settings["HTTPPROXY_ENABLED"] = False
         settings["REFERER_ENABLED"] = False
         settings["DOWNLOADER_STATS"] = False  # per-request header-size bookkeeping (summary "requests" = 0)
+    settings.update(config.scrapy_settings)  # the config's own Scrapy settings win
     return settings

@@ -13,7 +13,7 @@ from data_schemas import reasons as R
 
 SUMMARY_NAME = "crawl_summary.json"
 _COUNTS = ("pages", "posts", "listing_pages", "api_pages", "discovery_requests", "pages_skipped_seen",
-           "pages_incomplete", "images", "image_bytes", "rows", "files", "images_reused_stored")
+           "pages_incomplete", "images", "image_bytes", "rows", "files", "images_reused_stored", "stopped_at_limit")
 OPT_OUT_REASONS = (R.OPT_OUT_PAGE, R.OPT_OUT_IMAGE, R.OPT_OUT_TDMREP)
 
 
@@ -50,6 +50,9 @@ def source_summary(source, stats: dict[str, Any]) -> dict[str, Any]:
         "robots_txt_fetched": int(get("robotstxt/request_count", 0) or 0),
         "backoff": {k.split("/", 2)[2]: v for k, v in sorted(stats.items()) if k.startswith("mmpipe/backoff/")},
         "limit_hit": bool(get("mmpipe/limit_hit", False)),
+        # which limits stopped it: max_pages / max_images (work left undone), max_seconds (finish_reason
+        # closespider_timeout; requests not made or cut at the deadline are `stopped_at_limit`, not errors)
+        "limits_hit": list(get("mmpipe/limits_hit", []) or []),
         "duplicates_skipped": int(get("mmpipe/duplicates_skipped", 0) or 0),
         "files_written": list(get("mmpipe/files_written", []) or []),
         "store": get("mmpipe/store", {}),
@@ -99,6 +102,7 @@ def merge_shards(shards: list[dict[str, Any]]) -> dict[str, Any]:
     out["finished_at"] = max(s.get("finished_at") or "" for s in shards) or None
     out["duration_s"] = max(s.get("duration_s") or 0.0 for s in shards)
     out["limit_hit"] = any(s.get("limit_hit") for s in shards)
+    out["limits_hit"] = sorted({lim for s in shards for lim in s.get("limits_hit", [])})
     out["status"] = "ok" if all(s.get("status") == "ok" for s in shards) else "failed"
     out["shard"] = f"{len(shards)} processes"
     if out["duration_s"]:

@@ -77,6 +77,21 @@ def build_social(plan, rng: random.Random, factory: PictureFactory, *, trouble: 
     _mark_alt_missing(plan, rng, trouble)
 
 
+FEED_RKEY = "demo-photos"  # the demo's one Bluesky feed generator, run by the first author
+
+
+def feed_generators(plan) -> dict[str, list[Post]]:
+    """at:// URI of each Bluesky feed generator -> its posts, newest first (what app.bsky.feed.getFeed serves).
+
+    "demo-photos" lists every post with images, of every author (the labelled one too), so crawling it reaches
+    exactly the Bluesky pairs of the ground truth, drops included: the same posts as the author feeds and search,
+    not new ones, so the truth needs no change."""
+    if not plan.authors:
+        return {}
+    uri = f"at://{plan.authors[0].did}/app.bsky.feed.generator/{FEED_RKEY}"
+    return {uri: [p for p in plan.posts if p.slots]}
+
+
 def plain_status(status: Status) -> bool:
     return not status.sensitive and not status.account.noindex and bool(status.slots)
 

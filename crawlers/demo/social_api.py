@@ -2,7 +2,8 @@
 
 Shapes follow real responses (Mastodon 4.x statuses as recorded in the Mastodon.py cassettes; the Bluesky AppView's
 app.bsky.feed.defs#feedViewPost / #postView).  Paging is real too: Mastodon ``max_id``/``min_id``/``since_id`` with
-a ``Link`` header, Bluesky opaque ``cursor`` strings that disappear on the last page.
+a ``Link`` header, Bluesky opaque ``cursor`` strings that disappear on the last page.  Bluesky serves
+getAuthorFeed, searchPosts and getFeed (the feed generators of ``plan_social.feed_generators``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from urllib.parse import urlencode
 
 from crawlers.demo.model import Post, Status
 from crawlers.demo.plan import Plan
+from crawlers.demo.plan_social import feed_generators
 
 JSON = "application/json; charset=utf-8"
 
@@ -173,6 +175,15 @@ def bluesky(plan: Plan, base: str, method: str, params: dict[str, str]) -> tuple
         posts = [p for p in plan.posts if all(t in p.text.lower() for t in terms)]
         chunk, cursor = _page(posts, params, 25)
         out = {"posts": [post_view(p, plan, base) for p in chunk], "hitsTotal": len(posts)}
+    elif method == "app.bsky.feed.getFeed":
+        uri = params.get("feed", "")
+        if not uri:
+            return _error(400, "InvalidRequest", "Error: Params must have the property \"feed\"")
+        posts = feed_generators(plan).get(uri)
+        if posts is None:
+            return _error(400, "UnknownFeed", f"Unknown feed: {uri}")
+        chunk, cursor = _page(posts, params, 50)
+        out = {"feed": [{"post": post_view(p, plan, base)} for p in chunk]}
     else:
         return _error(501, "MethodNotImplemented", f"Method Not Implemented: {method}")
     if cursor:

@@ -21,7 +21,8 @@ from scrapy.utils.defer import deferred_from_coro
 from crawlers.config import CrawlConfig, SourceConfig
 from crawlers.extract.records import ImageRef
 from crawlers.fetch import ImageCache, ImageResult, PageCtx, classify_image, error_kind, make_row
-from crawlers.middlewares import PRIVATE_ADDRESS, PolicyDrop
+from crawlers.middlewares import PRIVATE_ADDRESS, PRIVATE_CONNECTED, PolicyDrop
+from crawlers.spiders.deadline import Deadline
 from crawlers.state import CrawlState
 from crawlers.writer import RawWriter, read_stored_image
 from data_schemas import Blocklist
@@ -40,6 +41,7 @@ def lock_file(state_dir: Path, source: str, tag: str) -> Path:
 IMAGE_PRIORITY = 10  # images before new pages: pages complete (and become resumable) sooner, memory stays flat
 PAGE_PRIORITY = 0
 DISCOVERY_PRIORITY = -10
+_UNSAFE = (PRIVATE_ADDRESS, PRIVATE_CONNECTED)  # address refusals: errors, not drops (nothing opted out)
 
 
 class MMSpider(scrapy.Spider):
@@ -57,7 +59,8 @@ class MMSpider(scrapy.Spider):
         self.dropped_images: dict[str, str] = {}
         self.pages_scheduled = 0
         self.images_requested = 0
-        self.limit_hit = False
+        self.limits_hit: set[str] = set()  # max_pages / max_images / max_seconds
+        self.deadline = Deadline(source.max_seconds)  # read by the download handler and BackoffMiddleware too
         self.closing = False
 
     @classmethod
@@ -72,6 +75,7 @@ class MMSpider(scrapy.Spider):
                                   flush_seconds=cfg.flush_seconds, count=spider.count,
                                   on_failure=spider._write_failed)
         crawler.signals.connect(spider._on_idle, signal=signals.spider_idle)
+        crawler.signals.connect(spider._opened, signal=signals.spider_opened)
         return spider
 
     @property
@@ -93,6 +97,14 @@ class MMSpider(scrapy.Spider):
     def count_error(self, kind: str, n: int = 1) -> None:
         self.count(f"errors/{kind}", n)
 
+    def cut_by_limit(self, exc: BaseException) -> bool:
+        """A request not made, or a download cut, at the max_seconds deadline: counted as stopped, not as an
+        error, and it resolves nothing (its page stays unfinished, so the next run fetches it again)."""
+        if self.deadline.cuts(exc):
+            self.count("stopped_at_limit")
+            return True
+        return False
+
     # --- pages ---------------------------------------------------------------------------------------------
     def page_allowed(self, url: str) -> bool:
         """Shard, incremental skip, blocklist and the max_pages budget, checked before a page request is made."""
@@ -106,17 +118,19 @@ class MMSpider(scrapy.Spider):
             self.count(f"pages_refused/{R.BLOCKLISTED_URL}")
             return False
         if self.source.max_pages is not None and self.pages_scheduled >= self.source.max_pages:
-            self.limit_hit = True
+            self.limits_hit.add("max_pages")
             return False
         self.pages_scheduled += 1
         return True
 
     def page_error(self, failure) -> None:
         exc = failure.value
+        if self.cut_by_limit(exc):
+            return
         if isinstance(exc, PolicyDrop):
             # a page refused before fetching: its images are unknown, so it counts once, and is listed
-            if exc.reason == PRIVATE_ADDRESS:
-                self.count_error(PRIVATE_ADDRESS)
+            if exc.reason in _UNSAFE:
+                self.count_error(exc.reason)
             else:
                 self.count_drop(exc.reason)
                 self.count(f"pages_refused/{exc.reason}")
@@ -163,7 +177,7 @@ class MMSpider(scrapy.Spider):
                 self.waiting[ref.url].append((ctx, ref))
                 continue
             if self.source.max_images is not None and self.images_requested >= self.source.max_images:
-                self.limit_hit = True  # the page stays incomplete, so the next run fetches it again
+                self.limits_hit.add("max_images")  # the page stays incomplete, so the next run fetches it again
                 continue
             self.waiting[ref.url] = [(ctx, ref)]
             self.images_requested += 1
@@ -200,9 +214,12 @@ class MMSpider(scrapy.Spider):
     def image_error(self, failure) -> None:
         url = failure.request.meta["mm_image"]
         exc = failure.value
+        if self.cut_by_limit(exc):
+            self.waiting.pop(url, None)  # its pages stay unfinished: the next run fetches them again
+            return
         if isinstance(exc, PolicyDrop):
-            if exc.reason == PRIVATE_ADDRESS:
-                self.count_error(PRIVATE_ADDRESS)
+            if exc.reason in _UNSAFE:
+                self.count_error(exc.reason)
             self._resolve(url, exc.reason, None)
             return
         kind = error_kind(exc)
@@ -227,7 +244,7 @@ class MMSpider(scrapy.Spider):
             self._emit(ctx, ref, result, first=i == 0)
 
     def _drop_pair(self, ctx: PageCtx, reason: str) -> None:
-        if reason != PRIVATE_ADDRESS:
+        if reason not in _UNSAFE:
             self.count_drop(reason)
         self.writer.drop(ctx.url)
 
@@ -245,6 +262,10 @@ class MMSpider(scrapy.Spider):
             self.closing = True  # unfinished pages stay unfinished in the store: the next run redoes them
             deferred_from_coro(engine.close_spider_async(reason="write_failed"))
 
+    def _opened(self, spider) -> None:
+        if spider is self:
+            self.deadline.start(self.crawler)
+
     def _on_idle(self, spider) -> None:
         if spider is self:
             self.writer.maybe_flush()
@@ -256,7 +277,11 @@ class MMSpider(scrapy.Spider):
     def closed(self, reason: str) -> None:
         self.writer.close()
         self.count("pages_incomplete", self.writer.pending_pages())
-        self.crawler.stats.set_value("mmpipe/limit_hit", self.limit_hit)
+        self.deadline.stop()
+        if reason == "closespider_timeout" or self.deadline.passed:
+            self.limits_hit.add("max_seconds")
+        self.crawler.stats.set_value("mmpipe/limit_hit", bool(self.limits_hit))
+        self.crawler.stats.set_value("mmpipe/limits_hit", sorted(self.limits_hit))
         self.crawler.stats.set_value("mmpipe/files_written", list(self.writer.files))
         self.crawler.stats.set_value("mmpipe/duplicates_skipped", self.writer.duplicates_skipped)
         self.crawler.stats.set_value("mmpipe/store", self.state.counts())

@@ -3,7 +3,8 @@
 Discovery runs in two phases so that the output does not depend on timing: phase 1 fetches every feed and
 sitemap (recursively through sitemap indexes) and collects what they say about each article; phase 2 requests
 the articles and the start pages.  An article therefore always carries every feed/sitemap caption for its
-images, whichever route reached it first.
+images, whichever route reached it first.  A source without configured sitemaps takes the `Sitemap:` lines of
+its hosts' robots.txt instead (`sitemaps_from_robots`), in phase 1 too.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from urllib.parse import urlsplit
 
 from scrapy.exceptions import DontCloseSpider
 from scrapy.http import Request, Response
+from scrapy.utils.sitemap import sitemap_urls_from_robots
 
 from crawlers.extract.article import extract_article
 from crawlers.extract.feeds import parse_feed, parse_sitemap
@@ -46,7 +48,10 @@ class NewsSpider(MMSpider):
             yield self._discovery(url, self.parse_feed)
         for url in self.source.sitemaps:
             yield self._discovery(url, self.parse_sitemap)
-        if not self.source.feeds and not self.source.sitemaps:
+        robots = self._robots_requests()
+        for req in robots:
+            yield req
+        if not self.source.feeds and not self.source.sitemaps and not robots:
             for req in self._phase2():
                 yield req
 
@@ -55,7 +60,27 @@ class NewsSpider(MMSpider):
         return Request(url, callback=callback, errback=self.page_error, priority=DISCOVERY_PRIORITY,
                        meta={"mm_kind": "discovery", "download_maxsize": self.config.max_page_bytes})
 
+    def _robots_requests(self) -> list[Request]:
+        """robots.txt of each host of the feeds and start pages, for its Sitemap: lines, when no sitemap is
+        configured.  With robots.txt obeyed, the middleware answers from the copy it fetches anyway."""
+        if self.source.sitemaps or not self.source.sitemaps_from_robots:
+            return []
+        origins = dict.fromkeys(f"{p.scheme}://{p.netloc}" for p in map(urlsplit, self.source.feeds
+                                                                        + self.source.start_urls) if p.netloc)
+        self.count("discovery_requests", len(origins))
+        return [Request(f"{origin}/robots.txt", callback=self.parse_robots, errback=self.page_error,
+                        priority=DISCOVERY_PRIORITY, dont_filter=True,
+                        meta={"mm_kind": "robots", "mm_robots_sitemaps": True, "dont_obey_robotstxt": True,
+                              "mm_policy_file": True, "download_maxsize": self.config.max_page_bytes})
+                for origin in origins]
+
     # --- phase 1: feeds and sitemaps -------------------------------------------------------------------
+    def parse_robots(self, response: Response):
+        if response.status >= 400:  # no robots.txt: no sitemaps, and nothing wrong
+            return
+        for url in dict.fromkeys(sitemap_urls_from_robots(response.body, base_url=response.url)):
+            yield self._discovery(url, self.parse_sitemap)
+
     def parse_feed(self, response: Response):
         if self.page_status_ok(response):
             for entry in parse_feed(response.url, response.body):

@@ -40,7 +40,7 @@ class SocialSpider(MMSpider):
 
     def _api_request(self, url: str) -> Request | None:
         if self.source.max_pages is not None and self.api_pages >= self.source.max_pages:
-            self.limit_hit = True
+            self.limits_hit.add("max_pages")
             return None
         self.api_pages += 1
         self.count("discovery_requests")

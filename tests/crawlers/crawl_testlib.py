@@ -3,6 +3,7 @@ politeness checks that the demo site does not plant."""
 
 from __future__ import annotations
 
+import io
 import threading
 import time
 from collections import defaultdict
@@ -11,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pyarrow as pa
+from PIL import Image
 
 from crawlers.config import CrawlConfig, SourceConfig
 from data_schemas import RAW_SCHEMA, validate
@@ -34,6 +36,20 @@ def raw_rows(out: Path, *, with_bytes: bool = False) -> list[dict]:
     if not with_bytes:
         table = table.drop(["image_bytes"])
     return table.to_pylist()
+
+
+def jpeg(seed: int, size=(320, 240)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, (seed * 40 % 256, 90, 160)).save(buf, "JPEG", quality=80)
+    return buf.getvalue()
+
+
+def article_html(title: str, images: list[tuple[str, str]]) -> str:
+    """An article page: one <figure> per (src, alt), each with a figcaption."""
+    figures = "".join(f"<figure><img src='{src}' alt='{alt}'><figcaption>{alt} in the city centre."
+                      f"</figcaption></figure>" for src, alt in images)
+    return (f"<html lang='en'><head><title>{title}</title><meta property='og:type' content='article'></head>"
+            f"<body><article><h1>{title}</h1>{figures}<p>Some text.</p></article></body></html>")
 
 
 # --- a tiny scriptable site ---------------------------------------------------------------------------------

@@ -33,6 +33,8 @@ def test_example_config_loads_and_round_trips(tmp_path):
     ("out: x\nsources:\n  - {name: a, kind: mastodon, hashtags: [x]}\n", "needs instance"),
     ("out: x\nsources:\n  - {name: a, kind: news, feeds: [u]}\n  - {name: a, kind: news, feeds: [v]}\n", "unique"),
     ("out: x\nsources: [\n", "not valid YAML"),
+    ("out: x\nsources:\n  - {name: a, kind: news, feeds: [u], max_seconds: 0}\n", "max_seconds must be > 0"),
+    ("out: x\nscrapy_settings: [DNS_TIMEOUT]\nsources:\n  - {name: a, kind: news, feeds: [u]}\n", "scrapy_settings"),
 ])
 def test_config_errors_name_the_problem(tmp_path, yaml_text, message):
     path = tmp_path / "c.yaml"
@@ -52,6 +54,13 @@ def test_settings_are_polite_and_safe(tmp_path):
     assert 429 not in s["RETRY_HTTP_CODES"] and 503 not in s["RETRY_HTTP_CODES"]
     bench = scrapy_settings(CrawlConfig(sources=[], out=tmp_path, benchmark=True), config.sources[0])
     assert not bench["AUTOTHROTTLE_ENABLED"]
+    assert "CLOSESPIDER_TIMEOUT" not in s and "DOWNLOAD_HANDLERS" not in s  # the default HTTP handler without a limit
+    limited = CrawlConfig(sources=[SourceConfig(name="a", kind="news", feeds=["u"], max_seconds=9.5)], out=tmp_path,
+                          scrapy_settings={"DNS_TIMEOUT": 3, "COOKIES_ENABLED": True})
+    s = scrapy_settings(limited, limited.sources[0])
+    assert s["CLOSESPIDER_TIMEOUT"] == 9.5 and s["DOWNLOAD_HANDLERS"]["https"].endswith("DeadlineDownloadHandler")
+    assert s["DNS_TIMEOUT"] == 3 and s["COOKIES_ENABLED"], "the config's own scrapy_settings are applied last"
+    assert CrawlConfig.from_dict(limited.to_dict()) == limited
 
 
 def test_policy_helpers():

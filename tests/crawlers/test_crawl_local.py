@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 
 import pytest
-from crawl_testlib import fast_config, raw_rows
-from PIL import Image
+from crawl_testlib import article_html, fast_config, jpeg, raw_rows
 
 from crawlers.config import SourceConfig
 from crawlers.stage import CrawlError, crawl, crawl_source, read_summary
@@ -18,31 +16,18 @@ from data_schemas import reasons as R
 pytestmark = pytest.mark.slow
 
 
-def _jpeg(seed: int, size=(320, 240)) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", size, (seed * 40 % 256, 90, 160)).save(buf, "JPEG", quality=80)
-    return buf.getvalue()
-
-
-def _article(title: str, images: list[tuple[str, str]]) -> str:
-    figures = "".join(f"<figure><img src='{src}' alt='{alt}'><figcaption>{alt} in the city centre."
-                      f"</figcaption></figure>" for src, alt in images)
-    return (f"<html lang='en'><head><title>{title}</title><meta property='og:type' content='article'></head>"
-            f"<body><article><h1>{title}</h1>{figures}<p>Some text.</p></article></body></html>")
-
-
 def _build(site, n_articles: int = 3, extra_links: tuple[str, ...] = ()) -> None:
     site.add("/robots.txt", "User-agent: *\nDisallow: /private/\n", "text/plain")
-    site.add("/img/shared.jpg", _jpeg(9), "image/jpeg")
+    site.add("/img/shared.jpg", jpeg(9), "image/jpeg")
     links = []
     for i in range(n_articles):
-        site.add(f"/img/a{i}.jpg", _jpeg(i), "image/jpeg")
-        site.add(f"/news/a{i}.html", _article(f"Story {i}", [(f"/img/a{i}.jpg", f"Photo of tower {i}"),
+        site.add(f"/img/a{i}.jpg", jpeg(i), "image/jpeg")
+        site.add(f"/news/a{i}.html", article_html(f"Story {i}", [(f"/img/a{i}.jpg", f"Photo of tower {i}"),
                                                              ("/img/shared.jpg", "The shared harbour view")]))
         links.append(f"<a href='/news/a{i}.html'>{i}</a>")
     links += [f"<a href='{path}'>x</a>" for path in extra_links]
     site.add("/", "<html><body>" + "".join(links) + "<a href='/private/p.html'>p</a></body></html>")
-    site.add("/private/p.html", _article("Private", [("/img/a0.jpg", "x")]))
+    site.add("/private/p.html", article_html("Private", [("/img/a0.jpg", "x")]))
 
 
 def _source(site, **kw) -> SourceConfig:
@@ -53,7 +38,7 @@ def test_shared_image_fetched_once_retry_after_optouts_and_limits(local_site, tm
     site = local_site
     _build(site, extra_links=("/news/busy.html",))
     # a page answering 429 + Retry-After: 2 once; images that are opted out, too large, not images, taken down
-    busy = _article("Busy", [("/img/noai.jpg", "A quiet street at night"), ("/img/big.jpg", "A large photo"),
+    busy = article_html("Busy", [("/img/noai.jpg", "A quiet street at night"), ("/img/big.jpg", "A large photo"),
                              ("/img/html.jpg", "Not an image at all"), ("/img/blocked.jpg", "Taken down")]).encode()
 
     def throttled(n):
@@ -62,13 +47,13 @@ def test_shared_image_fetched_once_retry_after_optouts_and_limits(local_site, tm
         return 200, {"Content-Type": "text/html"}, busy
 
     site.routes["/news/busy.html"] = throttled
-    site.add("/img/noai.jpg", _jpeg(5), "image/jpeg", X_Robots_Tag="noai")
-    site.add("/img/big.jpg", _jpeg(6, (2400, 2400)), "image/jpeg")
+    site.add("/img/noai.jpg", jpeg(5), "image/jpeg", X_Robots_Tag="noai")
+    site.add("/img/big.jpg", jpeg(6, (2400, 2400)), "image/jpeg")
     site.add("/img/html.jpg", "<html>oops</html>")
-    site.add("/img/blocked.jpg", _jpeg(7), "image/jpeg")
+    site.add("/img/blocked.jpg", jpeg(7), "image/jpeg")
     blocklist = tmp_path / "blocklist.jsonl"
     Blocklist.append(blocklist, [BlockEntry("url", site.base + "/img/blocked.jpg", "takedown"),
-                                 BlockEntry("sha256", hashlib.sha256(_jpeg(2)).hexdigest(), "takedown by bytes")])
+                                 BlockEntry("sha256", hashlib.sha256(jpeg(2)).hexdigest(), "takedown by bytes")])
     config = fast_config([_source(site)], tmp_path / "raw", max_image_bytes=60_000, blocklist=blocklist,
                          backoff_base=0.1)
     summary = crawl_source(config, "local")
@@ -121,7 +106,7 @@ def test_max_pages_limit_and_failing_source_is_named(local_site, tmp_path):
     _build(local_site)
     config = fast_config([_source(local_site, max_pages=1)], tmp_path / "raw")
     summary = crawl_source(config, "local")
-    assert summary["pages"] == 1 and summary["limit_hit"]
+    assert summary["pages"] == 1 and summary["limit_hit"] and summary["limits_hit"] == ["max_pages"]
     assert sum(local_site.count(f"/news/a{i}.html") for i in range(3)) == 1
     bad = fast_config([SourceConfig(name="broken", kind="news", start_urls=[local_site.base + "/"])],
                       tmp_path / "raw2", rows_per_file=-5)
