@@ -11,6 +11,10 @@
 3. Fetches the same image URLs with img2dataset 1.47.0 (its own venv under bench_out/; 2 processes x 32 threads,
    500 samples per shard, `--disable_all_reencoding True`: fetch-only) and prints our/their images-per-second
    ratio.  img2dataset only downloads images; we also fetch and parse every page.
+4. Fetches the same image URLs with a bare Scrapy spider (`benchmarks/scrapy_floor.py`, as many processes as
+   ours): Scrapy's own per-request cost, with no middleware, parsing or writing.  Ours/floor says how much of
+   the gap to img2dataset is Scrapy's and how much is our work.
+With --repeats R the three runs are interleaved R times and medians are reported.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import threading
@@ -239,12 +244,70 @@ def run_img2dataset(exe: Path, urls: list[str], work: Path) -> tuple[int, float]
     return ok, elapsed
 
 
+def run_floor(urls: list[str], work: Path, processes: int, concurrency: int) -> tuple[int, float]:
+    """(images, wall seconds) of the bare-Scrapy floor: ``processes`` parallel spiders, each a slice of the URLs."""
+    url_file = work / "floor-urls.txt"
+    url_file.write_text("\n".join(urls) + "\n")
+    script = REPO / "benchmarks" / "scrapy_floor.py"
+    t0 = time.monotonic()
+    procs = [subprocess.Popen([sys.executable, str(script), str(url_file), "--part", str(k), "--parts",
+                               str(processes), "--concurrency", str(concurrency)], stdout=subprocess.PIPE, text=True)
+             for k in range(processes)]
+    outs = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
+    return sum(o["images"] for o in outs), time.monotonic() - t0
+
+
+def _ours(base: str, work: Path, args) -> tuple[dict, Path]:
+    summary, wall, raw = run_ours(base, work, args.concurrency, args.processes)
+    secs = summary["duration_s"]
+    ours = {"pages": summary["pages"], "images": summary["images"], "bytes": summary["image_bytes"],
+            "rows": summary["rows"], "crawl_s": secs, "process_wall_s": wall,
+            "pages_per_s": summary["pages"] / secs, "images_per_s": summary["images"] / secs,
+            "mb_per_s": summary["image_bytes"] / 1e6 / secs, "errors": summary["errors"],
+            # like img2dataset's and the floor's figures: from process start to exit, startup included
+            "images_per_s_wall": summary["images"] / wall}
+    log(f"ours: {ours['pages']} pages, {ours['images']} images, {ours['bytes'] / 1e6:.0f} MB in {secs:.1f} s "
+        f"(process wall {wall:.1f} s): {ours['pages_per_s']:.0f} pages/s, {ours['images_per_s']:.0f} "
+        f"images/s, {ours['mb_per_s']:.1f} MB/s")
+    return ours, raw
+
+
+def _compare(base: str, work: Path, args) -> dict:
+    runs: dict[str, list] = {"ours": [], "img2dataset": [], "scrapy_floor": []}
+    exe = None if args.skip_img2dataset else ensure_img2dataset(work)
+    for r in range(args.repeats):  # interleaved, so a change in machine load hits every variant alike
+        ours, raw = _ours(base, work, args)
+        runs["ours"].append(ours)
+        urls = image_urls(raw)
+        theirs = run_img2dataset(exe, urls, work) if exe else None
+        if theirs:
+            ok, elapsed = theirs
+            runs["img2dataset"].append({"images": ok, "wall_s": elapsed, "images_per_s": ok / elapsed})
+            log(f"run {r + 1}: img2dataset {I2D_VERSION}: {ok} images in {elapsed:.1f} s: {ok / elapsed:.0f} images/s")
+        n, elapsed = run_floor(urls, work, args.processes, args.concurrency)
+        runs["scrapy_floor"].append({"images": n, "wall_s": elapsed, "images_per_s": n / elapsed})
+        log(f"run {r + 1}: bare Scrapy floor: {n} images in {elapsed:.1f} s: {n / elapsed:.0f} images/s")
+    med = {k: statistics.median(x["images_per_s_wall" if k == "ours" else "images_per_s"] for x in v)
+           for k, v in runs.items() if v}
+    result = {"runs": runs, "median_images_per_s": med}
+    if "img2dataset" in med:
+        result["ratio_images_per_s"] = med["ours"] / med["img2dataset"]
+        log(f"ratio ours/img2dataset (median images/s, process start to exit): {result['ratio_images_per_s']:.2f} "
+            "(we also fetched and parsed every article page)")
+        result["floor_vs_img2dataset"] = med["scrapy_floor"] / med["img2dataset"]
+    result["ours_vs_floor"] = med["ours"] / med["scrapy_floor"]
+    log(f"ours / bare Scrapy floor: {result['ours_vs_floor']:.2f}; floor / img2dataset: "
+        f"{result.get('floor_vs_img2dataset', float('nan')):.2f}")
+    return result
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--articles", type=int, default=5000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--concurrency", type=int, default=128, help="requests in flight per crawl process")
     parser.add_argument("--processes", type=int, default=2, help="crawl processes (img2dataset gets 2 as well)")
+    parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--work", type=Path, default=REPO / "bench_out" / "crawl")
     parser.add_argument("--port", type=int, default=0, help="0: a fixed port derived from the site (cached export)")
     parser.add_argument("--skip-img2dataset", action="store_true")
@@ -257,31 +320,12 @@ def main() -> int:
     nginx = start_nginx(site_dir, port, work, install=not args.no_install)
     server = None if nginx else start_python_server(site_dir, port)
     served_by = "nginx (1 worker)" if nginx else "python http.server"
-    base = f"http://127.0.0.1:{port}"
     try:
-        summary, wall, raw = run_ours(base, work, args.concurrency, args.processes)
-        secs = summary["duration_s"]
-        ours = {"pages": summary["pages"], "images": summary["images"], "bytes": summary["image_bytes"],
-                "rows": summary["rows"], "crawl_s": secs, "process_wall_s": wall,
-                "pages_per_s": summary["pages"] / secs, "images_per_s": summary["images"] / secs,
-                "mb_per_s": summary["image_bytes"] / 1e6 / secs, "errors": summary["errors"]}
-        log(f"ours: {ours['pages']} pages, {ours['images']} images, {ours['bytes'] / 1e6:.0f} MB in {secs:.1f} s "
-            f"(process wall {wall:.1f} s): {ours['pages_per_s']:.0f} pages/s, {ours['images_per_s']:.0f} "
-            f"images/s, {ours['mb_per_s']:.1f} MB/s")
         result = {"served_by": served_by, "articles": args.articles, "processes": args.processes,
-                  "concurrency": args.concurrency, "cpus": os.cpu_count(), "ours": ours}
-        if not args.skip_img2dataset:
-            exe = ensure_img2dataset(work)
-            theirs = run_img2dataset(exe, image_urls(raw), work) if exe else None
-            if theirs:
-                ok, elapsed = theirs
-                result["img2dataset"] = {"images": ok, "wall_s": elapsed, "images_per_s": ok / elapsed}
-                result["ratio_images_per_s"] = ours["images_per_s"] / (ok / elapsed)
-                log(f"img2dataset {I2D_VERSION}: {ok} images in {elapsed:.1f} s: {ok / elapsed:.0f} images/s")
-                log(f"ratio ours/img2dataset (images/s): {result['ratio_images_per_s']:.2f} "
-                    "(we also fetched and parsed every article page)")
+                  "concurrency": args.concurrency, "cpus": os.cpu_count(),
+                  **_compare(f"http://127.0.0.1:{port}", work, args)}
         (work / "result.json").write_text(json.dumps(result, indent=2) + "\n")
-        print(json.dumps(result, indent=2))
+        print(json.dumps({k: v for k, v in result.items() if k != "runs"}, indent=2))
     finally:
         if nginx is not None:
             nginx.send_signal(signal.SIGQUIT)

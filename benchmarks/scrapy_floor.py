@@ -1,0 +1,67 @@
+"""Scrapy's own floor: a bare spider that fetches a list of image URLs and does nothing else.
+
+    python benchmarks/scrapy_floor.py URL_FILE [--part K --parts N] [--concurrency 128]
+
+No middlewares beyond download timeouts, no item pipeline, no stats, no robots.txt, no parsing, no writing: what
+any Scrapy-based crawler pays per request before it does its own work.  `bench_crawl.py` runs N of these in
+parallel on the same URLs as img2dataset, so the report shows how much of our gap to img2dataset is Scrapy's and
+how much is ours.  Prints one JSON line: {"images", "bytes", "wall_s", "cpu_s"}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import scrapy
+from scrapy.crawler import CrawlerProcess
+
+
+class FloorSpider(scrapy.Spider):
+    name = "floor"
+    urls: list[str] = []
+    images = 0
+    nbytes = 0
+
+    async def start(self):
+        for url in self.urls:
+            yield scrapy.Request(url, callback=self.parse, dont_filter=True)
+
+    def parse(self, response):
+        FloorSpider.images += 1
+        FloorSpider.nbytes += len(response.body)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("url_file", type=Path)
+    ap.add_argument("--part", type=int, default=0)
+    ap.add_argument("--parts", type=int, default=1)
+    ap.add_argument("--concurrency", type=int, default=128)
+    args = ap.parse_args()
+    urls = args.url_file.read_text().split()
+    FloorSpider.urls = urls[args.part::args.parts]
+    process = CrawlerProcess({
+        "LOG_LEVEL": "ERROR", "ROBOTSTXT_OBEY": False, "TELNETCONSOLE_ENABLED": False, "REMOTE_CONTROL_ENABLED": False,
+        "COOKIES_ENABLED": False, "CONCURRENT_ITEMS": 1, "CONCURRENT_REQUESTS": args.concurrency,
+        "CONCURRENT_REQUESTS_PER_DOMAIN": args.concurrency, "DOWNLOAD_DELAY": 0, "AUTOTHROTTLE_ENABLED": False,
+        "DOWNLOAD_MAXSIZE": 0, "DOWNLOAD_WARNSIZE": 0,
+        "DOWNLOADER_MIDDLEWARES_BASE": {
+            "scrapy.downloadermiddlewares.downloadtimeout.DownloadTimeoutMiddleware": 350},
+        "SPIDER_MIDDLEWARES_BASE": {}, "EXTENSIONS_BASE": {"scrapy.extensions.corestats.CoreStats": 0},
+        "STATS_CLASS": "scrapy.statscollectors.DummyStatsCollector",
+        "DUPEFILTER_CLASS": "scrapy.dupefilters.BaseDupeFilter",
+    })
+    t, c = time.perf_counter(), time.process_time()
+    process.crawl(FloorSpider)
+    process.start()
+    print(json.dumps({"images": FloorSpider.images, "bytes": FloorSpider.nbytes, "wall_s": time.perf_counter() - t,
+                      "cpu_s": time.process_time() - c}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
