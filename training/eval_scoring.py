@@ -25,27 +25,41 @@ def _contexts(n: int, device: torch.device) -> dict[str, tuple[torch.Tensor, tor
 
 
 @torch.no_grad()
-def score_batch(model: torch.nn.Module, batch: dict) -> tuple[np.ndarray, np.ndarray, dict[str, dict]]:
-    """-> (image embeddings, text embeddings, {condition: per-sample loss_sum/loss_weight/correct/count})."""
-    if isinstance(model, MMModel):
-        return _score_mm(model, batch)
-    return _score_seed(model, batch)
+def score_batch(model: torch.nn.Module, batch: dict, folds: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
+                ) -> tuple[np.ndarray, np.ndarray, dict[str, dict]]:
+    """-> (image embeddings, text embeddings, {condition: per-sample loss_sum/loss_weight/correct/count}).
+
+    ``folds``: (masked ids, labels) pairs scored in turn and summed per sample; default the batch's own masks.
+    """
+    folds = folds or [(batch["mlm_ids"], batch["labels"])]
+    score = _score_mm if isinstance(model, MMModel) else _score_seed
+    img, txt, per = score(model, batch)
+    totals: dict[str, dict[str, np.ndarray]] = {}
+    for mlm_ids, labels in folds:
+        for cond, d in per(mlm_ids, labels).items():
+            for k, v in d.items():
+                totals.setdefault(cond, {})[k] = totals.get(cond, {}).get(k, 0) + _np(v)
+    return img, txt, totals
 
 
 def _score_mm(model: MMModel, b: dict):
     tokens = model.image_tokens(b["image"])
     img = model.embed_image(None, tokens)
     txt = model.embed_text(b["ids"], b["valid"])
-    mask = b["labels"] != -100
-    per = {}
-    for cond, (idx, gate) in _contexts(len(tokens), tokens.device).items():
-        logits = model.mlm_logits(b["mlm_ids"], b["valid"], tokens[idx], gate).float()
-        ce = F.cross_entropy(logits.flatten(0, 1), b["labels"].flatten(), ignore_index=-100, reduction="none")
-        ce = ce.view_as(b["labels"]) * mask
-        correct = (logits.argmax(-1) == b["labels"]) & mask
-        per[cond] = {"loss_sum": ce.sum(1), "loss_weight": mask.sum(1).float(), "correct": correct.sum(1).float(),
-                     "count": mask.sum(1).float()}
-    return _np(img), _np(txt), {c: {k: _np(v) for k, v in d.items()} for c, d in per.items()}
+    contexts = _contexts(len(tokens), tokens.device)
+
+    def per(mlm_ids: torch.Tensor, labels: torch.Tensor) -> dict[str, dict]:
+        mask = labels != -100
+        out = {}
+        for cond, (idx, gate) in contexts.items():
+            logits = model.mlm_logits(mlm_ids, b["valid"], tokens[idx], gate).float()
+            ce = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-100, reduction="none")
+            correct = (logits.argmax(-1) == labels) & mask
+            out[cond] = {"loss_sum": (ce.view_as(labels) * mask).sum(1), "loss_weight": mask.sum(1).float(),
+                         "correct": correct.sum(1).float(), "count": mask.sum(1).float()}
+        return out
+
+    return _np(img), _np(txt), per
 
 
 def _score_seed(model, b: dict):
@@ -53,13 +67,19 @@ def _score_seed(model, b: dict):
     img = F.normalize(image_emb, dim=-1)
     txt = model.embed_text(b["ids"], b["valid"])
     target = model.text_features(b["ids"], b["valid"])
-    mask = b["labels"] != -100
-    per = {}
-    for cond, (idx, gate) in _contexts(len(img), img.device).items():
-        recon, visible = model.reconstruct(b["ids"], b["valid"], b["labels"], image_emb[idx], gate)
-        mse = ((recon.float() - target) ** 2).mean(1)
-        per[cond] = {"loss_sum": _np(mse), "loss_weight": np.ones(len(mse)),
-                     "correct": _seed_hits(recon - visible, b["labels"], mask), "count": _np(mask.sum(1).float())}
+    contexts = _contexts(len(img), img.device)
+
+    def per(_mlm_ids: torch.Tensor, labels: torch.Tensor) -> dict[str, dict]:
+        mask = labels != -100
+        out = {}
+        for cond, (idx, gate) in contexts.items():
+            recon, visible = model.reconstruct(b["ids"], b["valid"], labels, image_emb[idx], gate)
+            mse = ((recon.float() - target) ** 2).mean(1)
+            out[cond] = {"loss_sum": mse, "loss_weight": torch.ones_like(mse),
+                         "correct": _seed_hits(recon - visible, labels, mask),
+                         "count": mask.sum(1).float()}
+        return out
+
     return _np(img), _np(txt), per
 
 
@@ -79,5 +99,5 @@ def _seed_hits(scores: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) -
     return hits
 
 
-def _np(t: torch.Tensor) -> np.ndarray:
-    return t.detach().float().cpu().numpy()
+def _np(t: torch.Tensor | np.ndarray) -> np.ndarray:
+    return t.detach().float().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t, dtype=np.float64)

@@ -1,7 +1,9 @@
 """The evaluation entry function: ``evaluate(EvalConfig) -> path of eval.json``.
 
 On the val split: image->text and text->image Recall@1/5/10, and "does the image help?": masked-token accuracy and
-loss with the matched image, a mismatched image and no image, with bootstrap CIs for the differences.  With
+loss with the matched image, a mismatched image and no image, with bootstrap CIs for the differences.  Every content
+token of a val caption is scored once (uniform masks in ``round(1 / mask_prob)`` folds, see masking.mask_folds),
+whatever masking policy the run was trained with, so runs stay comparable.  With
 ``baseline`` the `seed` preset is scored the same way (trained into ``<run>/baseline`` with the run's data, steps
 and batch size when it is not there yet), and eval.json gets a side-by-side comparison.
 """
@@ -24,6 +26,7 @@ from training.data import open_split
 from training.distributed import pick_device
 from training.eval_metrics import mlm_summary, retrieval
 from training.eval_scoring import CONDITIONS, score_batch
+from training.masking import mask_folds
 from training.model import build_model, count_params
 from training.optim import autocast, to_device
 from training.stream import Layout, ShardStream
@@ -70,14 +73,17 @@ def evaluate_run(run: Path, config: EvalConfig) -> dict[str, Any]:
     loader = DataLoader(stream, batch_size=None, num_workers=config.num_workers)
     imgs, txts, caps, corrupt = [], [], [], 0
     per: dict[str, dict[str, list]] = {c: {} for c in CONDITIONS}
-    for batch in loader:
+    for n_batch, batch in enumerate(loader):
         if batch.get("placeholder"):
             continue
         corrupt += len(batch["corrupt_keys"])
         if len(batch["keys"]) < 2:  # a mismatched image needs a second sample
             continue
+        folds = [tuple(torch.from_numpy(a).to(device) for a in fold) for fold in mask_folds(
+            batch["ids"].numpy(), batch["valid"].numpy(), np.random.default_rng([config.seed, n_batch, 7004]),
+            prob=cfg.mask_prob)]
         with autocast(device, cfg.precision):
-            img, txt, scores = score_batch(model, to_device(batch, device))
+            img, txt, scores = score_batch(model, to_device(batch, device), folds)
         imgs.append(img)
         txts.append(txt)
         caps.extend(batch["captions"])

@@ -32,7 +32,8 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from training.data import READ_COLUMNS, DatasetIndex, Unit
-from training.tokenizer import encode, mask_tokens
+from training.masking import MaskPolicy, mask_tokens, mask_words, word_layout
+from training.tokenizer import to_arrays
 from training.transforms import prepare
 
 
@@ -124,8 +125,9 @@ class ShardStream(IterableDataset):
 
     def __init__(self, index: DatasetIndex, tokenizer, layout: Layout, *, image_size: int, mask_prob: float,
                  train: bool = True, image_drop: float = 0.0, crop_scale: tuple[float, float] = (0.6, 1.0),
-                 trim_text: bool = True, max_epochs: int | None = None):
-        self.index, self.tok, self.layout = index, tokenizer, layout
+                 trim_text: bool = True, max_epochs: int | None = None, policy: MaskPolicy | None = None):
+        """``policy``: how MLM targets are chosen (see training.masking); None: uniform token masking."""
+        self.index, self.tok, self.layout, self.policy = index, tokenizer, layout, policy
         self.image_size, self.mask_prob, self.train = image_size, mask_prob, train
         self.image_drop, self.crop_scale, self.trim_text = image_drop, crop_scale, trim_text
         self.vocab = tokenizer.get_vocab_size()
@@ -215,16 +217,24 @@ class ShardStream(IterableDataset):
         batch = {"keys": keys, "captions": caps, "corrupt_keys": bad, "epoch": epoch, "worker": worker, "seq": seq}
         if not keys:
             return batch
-        ids, valid = encode(self.tok, caps)
+        encodings = self.tok.encode_batch(caps)
+        ids, valid = to_arrays(encodings)
         if self.trim_text:  # drop all-padding columns: compute scales with the longest caption in the batch
             width = max(3, int(valid.sum(axis=1).max()))
             ids, valid = ids[:, :width], valid[:, :width]
-        mlm_ids, labels = mask_tokens(ids, valid, rng, prob=self.mask_prob, vocab_size=self.vocab, train=self.train)
+        mlm_ids, labels = self._mask(ids, valid, rng, encodings, caps)
         gate = (rng.random(len(keys)) >= self.image_drop) if self.train else np.ones(len(keys), dtype=bool)
         batch.update(image=torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous(),
                      ids=torch.from_numpy(ids), valid=torch.from_numpy(valid), mlm_ids=torch.from_numpy(mlm_ids),
                      labels=torch.from_numpy(labels), gate=torch.from_numpy(gate.astype(np.float32)))
         return batch
+
+    def _mask(self, ids, valid, rng, encodings, captions):
+        if self.policy is None:
+            return mask_tokens(ids, valid, rng, prob=self.mask_prob, vocab_size=self.vocab, train=self.train)
+        words, weights = word_layout(encodings, captions, self.policy, ids.shape[1])
+        return mask_words(ids, valid, rng, words=words, weights=weights, prob=self.policy.prob,
+                          vocab_size=self.vocab, train=self.train)
 
 
 class _RowReader:

@@ -1,4 +1,4 @@
-"""The caption tokenizer (BPE trained on the training captions, saved with the run) and MLM masking.
+"""The caption tokenizer: BPE trained on the training captions, saved with the run (masking: masking.py).
 
 Training it on our own captions keeps the run self-contained: nothing is downloaded, and the vocabulary fits the
 data (a web-caption vocabulary wastes most of a small model's embedding table).
@@ -48,30 +48,11 @@ def load_tokenizer(path: str | Path, *, max_len: int) -> Tokenizer:
 
 def encode(tok: Tokenizer, captions: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """-> (ids [B, L] int64, valid [B, L] bool), padded to the tokenizer's fixed length."""
-    enc = tok.encode_batch(captions)
-    ids = np.array([e.ids for e in enc], dtype=np.int64).reshape(len(captions), -1)
-    valid = np.array([e.attention_mask for e in enc], dtype=bool).reshape(len(captions), -1)
+    return to_arrays(tok.encode_batch(captions))
+
+
+def to_arrays(encodings: list) -> tuple[np.ndarray, np.ndarray]:
+    """Encodings of one batch -> (ids, valid); the encodings themselves also carry word ids and offsets."""
+    ids = np.array([e.ids for e in encodings], dtype=np.int64).reshape(len(encodings), -1)
+    valid = np.array([e.attention_mask for e in encodings], dtype=bool).reshape(len(encodings), -1)
     return ids, valid
-
-
-def mask_tokens(ids: np.ndarray, valid: np.ndarray, rng: np.random.Generator, *, prob: float, vocab_size: int,
-                train: bool) -> tuple[np.ndarray, np.ndarray]:
-    """BERT masking -> (input ids, labels with -100 where not predicted).
-
-    At least one content token per caption is masked, so every sample carries MLM signal.  In training 80% of
-    the chosen tokens become [MASK], 10% a random token, 10% stay; in evaluation all become [MASK].
-    """
-    content = valid & (ids >= len(SPECIALS))
-    chosen = (rng.random(ids.shape) < prob) & content
-    for row in np.flatnonzero(~chosen.any(axis=1) & content.any(axis=1)):
-        chosen[row, rng.choice(np.flatnonzero(content[row]))] = True
-    labels = np.where(chosen, ids, -100)
-    inputs = ids.copy()
-    if train:
-        r = rng.random(ids.shape)
-        inputs[chosen & (r < 0.8)] = MASK
-        rand = chosen & (r >= 0.8) & (r < 0.9)
-        inputs[rand] = rng.integers(len(SPECIALS), vocab_size, size=int(rand.sum()))
-    else:
-        inputs[chosen] = MASK
-    return inputs, labels

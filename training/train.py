@@ -18,10 +18,11 @@ import torch
 from tqdm import tqdm
 
 from training.checkpoint import save_checkpoint
-from training.config import TrainConfig
+from training.config import ConfigError, TrainConfig
 from training.data import open_split
 from training.distributed import DistContext, all_reduce_sum, setup, teardown
 from training.loader import Feeder, micro_batches_for
+from training.masking import MaskPolicy
 from training.metrics import METRICS_NAME, JsonlWriter, plot_metrics
 from training.model import build_model, count_params
 from training.optim import autocast, lr_at, make_optimizer, set_lr, to_device
@@ -69,6 +70,7 @@ class Trainer:
         self.cfg, self.ctx = cfg, ctx
         torch.manual_seed(cfg.seed)
         _cpu_threads(cfg, ctx)
+        policy = mask_policy(cfg)  # fails fast, like the next line, on an unreadable focus-word file
         index = open_split(cfg.data, "train")  # fails fast on an empty/wrong-version dataset
         prepare_run_dir(cfg, ctx)
         resuming = cfg.resume is not None
@@ -83,7 +85,7 @@ class Trainer:
         self.raw_model, self.model = model, self._wrap(model)
         self.stream = ShardStream(index, tok, self.layout, image_size=cfg.image_size, mask_prob=cfg.mask_prob,
                                   image_drop=cfg.image_drop if cfg.model.kind == "mm" else 0.0,
-                                  crop_scale=cfg.crop_scale, trim_text=not cfg.compile)
+                                  crop_scale=cfg.crop_scale, trim_text=not cfg.compile, policy=policy)
         self.feeder = Feeder(self.stream, num_workers=cfg.num_workers, start=start, max_len=cfg.max_text_len,
                              pin_memory=ctx.device.type == "cuda")
         self.total = cfg.steps or math.ceil(micro_batches_for(self.stream, cfg.epochs) / cfg.grad_accum)
@@ -196,11 +198,31 @@ class Trainer:
             "parameters": count_params(self.raw_model)})
 
 
+def mask_policy(cfg: TrainConfig) -> MaskPolicy | None:
+    """The run's MLM masking policy; None (uniform token masking) when it would mask like plain BERT."""
+    if not cfg.mask_whole_words and cfg.mask_focus_weight == 1.0:
+        return None
+    try:
+        return MaskPolicy.from_config(prob=cfg.mask_prob, whole_words=cfg.mask_whole_words,
+                                      focus_weight=cfg.mask_focus_weight, focus_words=cfg.mask_focus_words)
+    except OSError as exc:
+        raise ConfigError(f"mask_focus_words: cannot read {cfg.mask_focus_words} ({exc})") from exc
+
+
 def _cpu_threads(cfg: TrainConfig, ctx: DistContext) -> None:
-    """On CPU, leave a core to each loader worker: oversubscribed BLAS threads make every step slower."""
-    if ctx.device.type == "cpu" and "OMP_NUM_THREADS" not in os.environ:
-        cores = len(os.sched_getaffinity(0))
-        torch.set_num_threads(max(1, cores // ctx.world - cfg.num_workers))
+    """On CPU, leave a core to each loader worker: oversubscribed BLAS threads make every step slower.
+
+    OMP_NUM_THREADS is respected when torch read it at import (set by the user or torchrun).  One set later did
+    not reach torch and is not the user's: a Dask LocalCluster sets it to 1 in its own process (the flows clean,
+    then train, in one process), which used to leave torch on all cores next to the loader workers.
+    """
+    if ctx.device.type != "cpu":
+        return
+    wanted = os.environ.get("OMP_NUM_THREADS", "")
+    if wanted.isdigit() and int(wanted) == torch.get_num_threads():
+        return
+    cores = len(os.sched_getaffinity(0))
+    torch.set_num_threads(max(1, cores // ctx.world - cfg.num_workers))
 
 
 def unwrap_ddp(model: torch.nn.Module) -> torch.nn.Module:

@@ -94,7 +94,7 @@ def serve_cmd(
 def demo_cmd(
     workdir: Annotated[Path, typer.Option(help="Where data/ and runs/ go.")] = Path("."),
     articles: Annotated[int, typer.Option(min=4, help="Articles on the demo site.")] = 60,
-    steps: Annotated[int, typer.Option(min=1, help="Training steps (tiny preset, CPU).")] = 120,
+    steps: Annotated[int, typer.Option(min=1, help="Training steps (tiny preset, CPU).")] = 300,
     seed: Annotated[int, typer.Option(help="Demo site seed.")] = 0,
 ) -> None:
     """The whole pipeline on a local demo site: crawl, clean, train (tiny, CPU), evaluate, in a few minutes."""
