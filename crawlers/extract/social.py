@@ -93,13 +93,7 @@ def mastodon_status(status, base: str) -> SocialPost | None:
     for media in status.get("media_attachments") or []:
         if not isinstance(media, dict) or media.get("type") != "image":
             continue
-        src = absolute_url(media.get("url") or media.get("remote_url"), base)
-        if not src:
-            continue
-        ref = ImageRef(src)
-        ref.add(clean_text(media.get("description")), "social_alt")
-        ref.add(post.text, "context")
-        post.images.append(ref)
+        _add_image(post, absolute_url(media.get("url") or media.get("remote_url"), base), media.get("description"))
     return post
 
 
@@ -155,11 +149,15 @@ def bluesky_post(view, *, web_base: str) -> SocialPost | None:
         for image in embed.get("images") or []:
             if not isinstance(image, dict):
                 continue
-            src = absolute_url(image.get("fullsize") or image.get("thumb"), url)
-            if not src:
-                continue
-            ref = ImageRef(src)
-            ref.add(clean_text(image.get("alt")), "social_alt")
-            ref.add(post.text, "context")
-            post.images.append(ref)
+            _add_image(post, absolute_url(image.get("fullsize") or image.get("thumb"), url), image.get("alt"))
     return post
+
+
+def _add_image(post, src: str | None, alt: str | None) -> None:
+    """One attached image: its alt text is the post's own caption, the post text its context."""
+    if not src:
+        return
+    ref = ImageRef(src)
+    ref.add(clean_text(alt), "social_alt")
+    ref.add(post.text, "context")
+    post.images.append(ref)
