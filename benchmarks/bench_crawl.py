@@ -184,16 +184,17 @@ def start_python_server(root: Path, port: int) -> ThreadingHTTPServer:
     return server
 
 
-def run_ours(base: str, work: Path, concurrency: int, processes: int) -> tuple[dict, float, Path]:
+def run_ours(base: str, work: Path, concurrency: int, processes: int, *,
+             transport: str) -> tuple[dict, float, Path]:
     out = work / "raw"
     shutil.rmtree(out, ignore_errors=True)
     source = SourceConfig(name="bench-news", kind="news", sitemaps=[f"{base}/sitemap.xml"], follow_links=False,
                           page_text=True, processes=processes)
     config = CrawlConfig(sources=[source], out=out, allow_private=True, benchmark=True, concurrency=concurrency,
                          per_domain_concurrency=concurrency, incremental=False, log_level="WARNING",
-                         download_timeout=60)
-    log(f"our crawl: {processes} process(es) x concurrency {concurrency}, sitemap -> pages -> images -> RAW "
-        f"Parquet in {out}")
+                         download_timeout=60, transport=transport)
+    log(f"our crawl: {processes} process(es) x concurrency {concurrency}, {transport} transport, sitemap -> pages "
+        f"-> images -> RAW Parquet in {out}")
     t0 = time.monotonic()
     summary = crawl_source(config, "bench-news")
     return summary, time.monotonic() - t0, out
@@ -244,21 +245,23 @@ def run_img2dataset(exe: Path, urls: list[str], work: Path) -> tuple[int, float]
     return ok, elapsed
 
 
-def run_floor(urls: list[str], work: Path, processes: int, concurrency: int) -> tuple[int, float]:
+def run_floor(urls: list[str], work: Path, processes: int, concurrency: int, *,
+              transport: str) -> tuple[int, float]:
     """(images, wall seconds) of the bare-Scrapy floor: ``processes`` parallel spiders, each a slice of the URLs."""
     url_file = work / "floor-urls.txt"
     url_file.write_text("\n".join(urls) + "\n")
     script = REPO / "benchmarks" / "scrapy_floor.py"
     t0 = time.monotonic()
     procs = [subprocess.Popen([sys.executable, str(script), str(url_file), "--part", str(k), "--parts",
-                               str(processes), "--concurrency", str(concurrency)], stdout=subprocess.PIPE, text=True)
+                               str(processes), "--concurrency", str(concurrency), "--handler", transport],
+                              stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
              for k in range(processes)]
     outs = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
     return sum(o["images"] for o in outs), time.monotonic() - t0
 
 
 def _ours(base: str, work: Path, args) -> tuple[dict, Path]:
-    summary, wall, raw = run_ours(base, work, args.concurrency, args.processes)
+    summary, wall, raw = run_ours(base, work, args.concurrency, args.processes, transport=args.transport)
     secs = summary["duration_s"]
     ours = {"pages": summary["pages"], "images": summary["images"], "bytes": summary["image_bytes"],
             "rows": summary["rows"], "crawl_s": secs, "process_wall_s": wall,
@@ -284,12 +287,12 @@ def _compare(base: str, work: Path, args) -> dict:
             ok, elapsed = theirs
             runs["img2dataset"].append({"images": ok, "wall_s": elapsed, "images_per_s": ok / elapsed})
             log(f"run {r + 1}: img2dataset {I2D_VERSION}: {ok} images in {elapsed:.1f} s: {ok / elapsed:.0f} images/s")
-        n, elapsed = run_floor(urls, work, args.processes, args.concurrency)
+        n, elapsed = run_floor(urls, work, args.processes, args.concurrency, transport=args.transport)
         runs["scrapy_floor"].append({"images": n, "wall_s": elapsed, "images_per_s": n / elapsed})
         log(f"run {r + 1}: bare Scrapy floor: {n} images in {elapsed:.1f} s: {n / elapsed:.0f} images/s")
     med = {k: statistics.median(x["images_per_s_wall" if k == "ours" else "images_per_s"] for x in v)
            for k, v in runs.items() if v}
-    result = {"runs": runs, "median_images_per_s": med}
+    result = {"transport": args.transport, "runs": runs, "median_images_per_s": med}
     if "img2dataset" in med:
         result["ratio_images_per_s"] = med["ours"] / med["img2dataset"]
         log(f"ratio ours/img2dataset (median images/s, process start to exit): {result['ratio_images_per_s']:.2f} "
@@ -308,6 +311,8 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=128, help="requests in flight per crawl process")
     parser.add_argument("--processes", type=int, default=2, help="crawl processes (img2dataset gets 2 as well)")
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--transport", choices=["aiohttp", "twisted"], default="aiohttp",
+                        help="HTTP client under Scrapy, for our crawl and the bare-Scrapy floor alike")
     parser.add_argument("--work", type=Path, default=REPO / "bench_out" / "crawl")
     parser.add_argument("--port", type=int, default=0, help="0: a fixed port derived from the site (cached export)")
     parser.add_argument("--skip-img2dataset", action="store_true")

@@ -41,10 +41,17 @@ def main() -> int:
     ap.add_argument("--part", type=int, default=0)
     ap.add_argument("--parts", type=int, default=1)
     ap.add_argument("--concurrency", type=int, default=128)
+    ap.add_argument("--handler", choices=["twisted", "aiohttp"], default="aiohttp",
+                    help="aiohttp (crawlers.transport, our default) or Twisted HTTP/1.1 (Scrapy's default)")
     args = ap.parse_args()
     urls = args.url_file.read_text().split()
     FloorSpider.urls = urls[args.part::args.parts]
+    handlers = {}
+    if args.handler == "aiohttp":
+        aio = "crawlers.transport.AiohttpHandler"
+        handlers = {"http": aio, "https": aio}
     process = CrawlerProcess({
+        "DOWNLOAD_HANDLERS": handlers,
         "LOG_LEVEL": "ERROR", "ROBOTSTXT_OBEY": False, "TELNETCONSOLE_ENABLED": False, "REMOTE_CONTROL_ENABLED": False,
         "COOKIES_ENABLED": False, "CONCURRENT_ITEMS": 1, "CONCURRENT_REQUESTS": args.concurrency,
         "CONCURRENT_REQUESTS_PER_DOMAIN": args.concurrency, "DOWNLOAD_DELAY": 0, "AUTOTHROTTLE_ENABLED": False,

@@ -111,6 +111,7 @@ class CrawlConfig:
     incremental: bool = True  # skip pages already crawled into this out dir
     parallel_sources: int = 2  # source processes run at once by `crawl()`
     image_cache_bytes: int = 256 * 1024 * 1024  # in-memory cache of fetched images shared by several pages
+    transport: str = "aiohttp"  # HTTP client under Scrapy's downloader: aiohttp (faster) or twisted (Scrapy's default)
     benchmark: bool = False  # loopback benchmark: no AutoThrottle, high concurrency
     log_level: str = "INFO"
     obey_robots: bool = True
@@ -131,6 +132,8 @@ class CrawlConfig:
             s.validate()
         if self.rows_per_file < 1 or self.bytes_per_file < 1:
             raise ConfigError("rows_per_file and bytes_per_file must be >= 1")
+        if self.transport not in ("aiohttp", "twisted"):
+            raise ConfigError(f"transport must be 'aiohttp' or 'twisted', got {self.transport!r}")
         if not isinstance(self.scrapy_settings, dict) or not all(isinstance(k, str) for k in self.scrapy_settings):
             raise ConfigError("scrapy_settings must be a mapping of Scrapy setting names to values")
 

@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from crawlers.config import CrawlConfig, SourceConfig
+from crawlers.transport import download_handlers
 
 _MW = "crawlers.middlewares"
-_DEADLINE_HANDLER = "crawlers.spiders.deadline.DeadlineDownloadHandler"
 
 
 def scrapy_settings(config: CrawlConfig, source: SourceConfig, *, log_file: Path | None = None) -> dict[str, Any]:
@@ -70,10 +70,11 @@ def scrapy_settings(config: CrawlConfig, source: SourceConfig, *, log_file: Path
             "scrapy.spidermiddlewares.metacopy.MetaCopyDetectionMiddleware": None,  # a development aid
         },
         "EXTENSIONS": {"crawlers.progress.ProgressReporter": 500},
+        # downloads in flight or queued at a max_seconds deadline end by then too
+        "DOWNLOAD_HANDLERS": download_handlers(config.transport, deadline=source.max_seconds is not None),
     }
-    if source.max_seconds is not None:  # closed then; downloads in flight or queued end by then too
+    if source.max_seconds is not None:
         settings["CLOSESPIDER_TIMEOUT"] = source.max_seconds
-        settings["DOWNLOAD_HANDLERS"] = {"http": _DEADLINE_HANDLER, "https": _DEADLINE_HANDLER}
     if log_file is not None:
         settings["LOG_FILE"] = str(log_file)
         settings["LOG_FILE_APPEND"] = True

@@ -9,13 +9,15 @@ a page whose images were cut stays unfinished in the store, so the next run fetc
 
 from __future__ import annotations
 
-import inspect
 import time
+from typing import TYPE_CHECKING
 
-from scrapy.core.downloader.handlers.http11 import HTTP11DownloadHandler
 from scrapy.exceptions import IgnoreRequest
 
 from crawlers.fetch import error_kind
+
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
 
 GRACE = 0.25  # s: downloads cut at the deadline end just after the deadline has been marked as passed
 
@@ -79,44 +81,35 @@ def drain_downloader(downloader) -> int:
     return drained
 
 
-class DeadlineDownloadHandler(HTTP11DownloadHandler):
+class DeadlineMixin:
     """HTTP(S) downloads that end by the deadline: one starting after it is not made, one starting before it gets
     at most the time left as its timeout, and one cut at the deadline fails with `LimitReached` (which is not
-    retried, unlike a timeout).  Installed only for sources with `max_seconds`."""
+    retried, unlike a timeout).  Mixed into the transport's download handler (`crawlers.transport`) only for
+    sources with `max_seconds`."""
+
+    crawler: Crawler
 
     def _cap(self, request) -> None:
-        left = time_left(self._crawler)
+        left = time_left(self.crawler)
         if left is None:
             return
         if left <= 0:
             raise LimitReached(f"{request.url}: not fetched, max_seconds reached")
-        timeout = request.meta.get("download_timeout") or self._crawler.settings.getfloat("DOWNLOAD_TIMEOUT")
+        timeout = request.meta.get("download_timeout") or self.crawler.settings.getfloat("DOWNLOAD_TIMEOUT")
         request.meta["download_timeout"] = min(timeout, left + GRACE)
 
     def _cut(self, exc: BaseException, request) -> BaseException:
-        left = time_left(self._crawler)
+        left = time_left(self.crawler)
         if left is not None and left <= 0 and error_kind(exc) == "timeout":
             return LimitReached(f"{request.url}: cut, max_seconds reached")
         return exc
 
-    if inspect.iscoroutinefunction(HTTP11DownloadHandler.download_request):  # Scrapy >= 2.14
-        async def download_request(self, request):
-            self._cap(request)
-            try:
-                return await super().download_request(request)
-            except Exception as exc:
-                cut = self._cut(exc, request)
-                if cut is exc:
-                    raise
-                raise cut from exc
-    else:  # pragma: no cover - older Scrapy: (request, spider) -> Deferred
-        def download_request(self, request, spider):
-            self._cap(request)
-
-            def cut(failure):
-                exc = self._cut(failure.value, request)
-                if exc is failure.value:
-                    return failure
-                raise exc
-
-            return super().download_request(request, spider).addErrback(cut)
+    async def download_request(self, request):
+        self._cap(request)
+        try:
+            return await super().download_request(request)
+        except Exception as exc:
+            cut = self._cut(exc, request)
+            if cut is exc:
+                raise
+            raise cut from exc

@@ -54,11 +54,16 @@ def test_settings_are_polite_and_safe(tmp_path):
     assert 429 not in s["RETRY_HTTP_CODES"] and 503 not in s["RETRY_HTTP_CODES"]
     bench = scrapy_settings(CrawlConfig(sources=[], out=tmp_path, benchmark=True), config.sources[0])
     assert not bench["AUTOTHROTTLE_ENABLED"]
-    assert "CLOSESPIDER_TIMEOUT" not in s and "DOWNLOAD_HANDLERS" not in s  # the default HTTP handler without a limit
+    assert "CLOSESPIDER_TIMEOUT" not in s
+    assert s["DOWNLOAD_HANDLERS"]["https"] == "crawlers.transport.AiohttpHandler"  # the default transport
+    twisted = scrapy_settings(CrawlConfig(sources=[], out=tmp_path, transport="twisted"), config.sources[0])
+    assert twisted["DOWNLOAD_HANDLERS"] == {}, "transport: twisted keeps Scrapy's own handler"
+    with pytest.raises(ConfigError, match="transport"):
+        CrawlConfig(sources=[], out=tmp_path, transport="curl").validate()
     limited = CrawlConfig(sources=[SourceConfig(name="a", kind="news", feeds=["u"], max_seconds=9.5)], out=tmp_path,
                           scrapy_settings={"DNS_TIMEOUT": 3, "COOKIES_ENABLED": True})
     s = scrapy_settings(limited, limited.sources[0])
-    assert s["CLOSESPIDER_TIMEOUT"] == 9.5 and s["DOWNLOAD_HANDLERS"]["https"].endswith("DeadlineDownloadHandler")
+    assert s["CLOSESPIDER_TIMEOUT"] == 9.5 and s["DOWNLOAD_HANDLERS"]["https"].endswith("DeadlineAiohttpHandler")
     assert s["DNS_TIMEOUT"] == 3 and s["COOKIES_ENABLED"], "the config's own scrapy_settings are applied last"
     assert CrawlConfig.from_dict(limited.to_dict()) == limited
 

@@ -46,10 +46,11 @@ def _source(base: str, **kw) -> SourceConfig:
     return SourceConfig(name="local", kind="news", start_urls=[base + "/"], max_depth=1, page_text=False, **kw)
 
 
-def test_max_seconds_stops_on_time_and_keeps_what_was_fetched(local_site, tmp_path):
+@pytest.mark.parametrize("transport", ["aiohttp", "twisted"])
+def test_max_seconds_stops_on_time_and_keeps_what_was_fetched(local_site, tmp_path, transport):
     release = threading.Event()
     _site(local_site, fast=3, slow=4, release=release)
-    config = fast_config([_source(local_site.base, max_seconds=MAX_SECONDS)], tmp_path / "raw")
+    config = fast_config([_source(local_site.base, max_seconds=MAX_SECONDS)], tmp_path / "raw", transport=transport)
     try:
         started = time.monotonic()
         summary = crawl_source(config, "local")
@@ -96,11 +97,14 @@ def test_a_name_with_any_private_address_is_refused_before_connecting(local_site
     assert summary["errors"] == {PRIVATE_ADDRESS: 4} and summary["rows"] == 0
 
 
-def test_a_rebound_name_is_dropped_after_connecting(local_site, tmp_path, table_dns):
+@pytest.mark.parametrize("transport", ["aiohttp", "twisted"])
+def test_a_rebound_name_is_dropped_after_connecting(local_site, tmp_path, table_dns, transport):
+    """Both transports resolve through the reactor's resolver: the rebinding reaches the connection either way."""
     _site(local_site, fast=2)
     port = local_site.server.server_address[1]
     source = SourceConfig(name="local", kind="news", start_urls=[f"http://rebind.test:{port}/"], max_depth=1)
-    config = fast_config([source], tmp_path / "raw", allow_private=False, scrapy_settings=table_dns)
+    config = fast_config([source], tmp_path / "raw", allow_private=False, scrapy_settings=table_dns,
+                         transport=transport)
     summary = crawl_source(config, "local")
     assert local_site.count("/") == 1, "the rebinding never reached the connection: nothing was tested"
     # the home page and the spider's robots.txt request (the middleware's own robots.txt fetch was dropped too)
@@ -108,7 +112,8 @@ def test_a_rebound_name_is_dropped_after_connecting(local_site, tmp_path, table_
     assert summary["rows"] == 0 and summary["pages"] == 0 and summary["listing_pages"] == 0
     assert not [p for p in local_site.hits if p.startswith(("/news/", "/img/"))], "a dropped page was followed"
     # the same crawl with private addresses allowed reads the site through the same resolver
-    allowed = fast_config([source], tmp_path / "ok", allow_private=True, scrapy_settings=table_dns)
+    allowed = fast_config([source], tmp_path / "ok", allow_private=True, scrapy_settings=table_dns,
+                          transport=transport)
     assert crawl_source(allowed, "local")["rows"] == 4
 
 
