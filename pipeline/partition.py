@@ -133,7 +133,9 @@ def process_partition(spec: PartitionSpec, cfg: Any, blocklist: Blocklist, stagi
     del table
     staged = pa.Table.from_pylist(staged_rows, schema=STAGE_SCHEMA).sort_by("key")
     staged_path = Path(staging_dir) / f"part-{spec.index:06d}.parquet"
-    pq.write_table(staged, staged_path, compression="zstd", row_group_size=cfg.row_group_rows)
+    # the staged JPEGs are incompressible: zstd over them would cost CPU twice (here and when read back)
+    codecs = {name: "none" if name == "image" else "zstd" for name in staged.column_names}
+    pq.write_table(staged, staged_path, compression=codecs, row_group_size=cfg.row_group_rows)
     result.staged, result.meta = str(staged_path), _meta(staged)
     if rejected_rows:
         rejected_path = Path(staging_dir) / f"rejected-{spec.index:06d}.parquet"

@@ -21,6 +21,7 @@ from crawlers.extract.records import ArticlePage, ImageRef
 from crawlers.extract.text import clean_text, find_credit, normalize_credit
 
 _CREDIT_CLASS = re.compile(r"credit|copyright|byline|photographer|source|attribution|courtesy", re.IGNORECASE)
+_OFFSCREEN = re.compile(r"off-?screen|sr-only|visually-hidden|screen-reader")
 _SKIP_TEXT_TAGS = {"script", "style", "noscript", "template"}
 _XML_DECL = re.compile(r"^\s*<\?xml[^>]*>")
 _BREAKS = {"br", "p", "div", "li", "figure", "h2", "h3", "h4"}
@@ -225,8 +226,8 @@ def _visible_text(el: HtmlElement):
 
 
 def _is_offscreen(el: HtmlElement) -> bool:
-    cls = el.get("class") or ""
-    return bool(re.search(r"off-?screen|sr-only|visually-hidden|screen-reader", cls))
+    cls = el.get("class")
+    return bool(cls and _OFFSCREEN.search(cls))
 
 
 def _context(el: HtmlElement) -> str:

@@ -7,6 +7,7 @@ largest candidate, because the clean stage can always shrink an image but never 
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from urllib.parse import urljoin, urlsplit
 
 from lxml.html import HtmlElement
@@ -121,6 +122,11 @@ def absolute_url(url: str | None, base_url: str) -> str | None:
         return url if cut < 0 else url[:cut]
     if url.startswith("data:") or url.startswith("javascript:"):
         return None
+    if url.startswith("/") and not url.startswith("//") and "/." not in url and "\\" not in url:
+        origin = _origin(base_url)  # a root-relative path, the common case, without urljoin's parsing
+        if origin:
+            cut = url.find("#")
+            return origin + (url if cut < 0 else url[:cut])
     try:
         absolute = urljoin(base_url, url)
         parts = urlsplit(absolute)
@@ -129,6 +135,16 @@ def absolute_url(url: str | None, base_url: str) -> str | None:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         return None
     return absolute.split("#", 1)[0]
+
+
+@lru_cache(maxsize=1024)
+def _origin(base_url: str) -> str | None:
+    """`scheme://netloc` of an http(s) base URL; None for anything else (urljoin decides those)."""
+    try:
+        parts = urlsplit(base_url)
+    except ValueError:
+        return None
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme in ("http", "https") and parts.netloc else None
 
 
 def _declared_side(value: str) -> int | None:
@@ -145,7 +161,7 @@ def is_chrome(img: HtmlElement, url: str, seen: dict | None = None) -> bool:
     for side in (_declared_side(_attr(img, "width")), _declared_side(_attr(img, "height"))):
         if side is not None and side < MIN_SIDE:
             return True
-    if _CHROME.search(f"{_attr(img, 'class')} {_attr(img, 'id')}") or _CHROME_FILE.search(_file_name(url)):
+    if _chrome_words(f"{_attr(img, 'class')} {_attr(img, 'id')}") or _CHROME_FILE.search(_file_name(url)):
         return True
     el = img.getparent()
     for _ in range(4):  # a few ancestors: <a class="logo"><img>, <div class="ad-slot"><img>
@@ -153,14 +169,19 @@ def is_chrome(img: HtmlElement, url: str, seen: dict | None = None) -> bool:
             break
         verdict = seen.get(el) if seen is not None else None
         if verdict is None:
-            verdict = el.tag in ("nav", "footer", "aside") or bool(
-                _CHROME.search(f"{_attr(el, 'class')} {_attr(el, 'id')}"))
+            verdict = el.tag in ("nav", "footer", "aside") or _chrome_words(f"{_attr(el, 'class')} {_attr(el, 'id')}")
             if seen is not None:
                 seen[el] = verdict
         if verdict:
             return True
         el = el.getparent()
     return False
+
+
+@lru_cache(maxsize=8192)
+def _chrome_words(class_and_id: str) -> bool:
+    """Whether class/id words mark chrome; cached, as a site's templates repeat the same few class strings."""
+    return bool(_CHROME.search(class_and_id))
 
 
 def is_chrome_url(url: str) -> bool:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 
-_WS = re.compile(r"\s+")
 MAX_CREDIT_CHARS = 80  # credits name a photographer and an agency; longer text is a caption
 MAX_CREDIT_WORDS = 10
 _AGENCIES = (r"Getty\s+Images|Reuters|REUTERS|AP|AFP|EPA(?:-EFE)?|dpa|DPA|ANP|PA(?:\s+Wire)?|Shutterstock|Alamy|"
@@ -22,6 +21,11 @@ _PAREN = re.compile(rf"\s*\((?:(?:[A-Z][\w.&-]*\s+)?{_CREDIT_WORDS}\b[^()]*|(?:[
 # The label is capitalised and the colon attached ("Photo: X"): "sur cette photo : …" is a caption, not a credit.
 _LABELLED = re.compile(rf"(?:^|(?<=[.!?:;])\s+|\s+[|–—-]\s+|\s+)((?:{_CREDIT_LABELS})"
                        r"(?::|\s+by\b|\s+courtesy(?:\s+of)?\b)\s*\S.*)$")
+_LABEL_WORDS = ("Photo", "Picture", "Image", "Credit", "Foto", "Bild", "Source", "Illustration", "Video", "PHOTO",
+                "CREDIT")
+_AGENCY_WORDS = ("Getty", "Reuters", "REUTERS", "AP", "AFP", "EPA", "dpa", "DPA", "ANP", "PA", "Shutterstock",
+                 "Alamy", "Bloomberg", "Xinhua", "Kyodo", "Pool", "NurPhoto", "SIPA", "Sipa", "Corbis", "iStock",
+                 "Imago", "IMAGO", "Keystone", "Anadolu", "NASA", "Wikimedia", "Unsplash", "Flickr")
 _COPYRIGHT = re.compile(r"(?:^|\s+)((?:©|\(c\)|Copyright\b)\s*\S.*)$", re.IGNORECASE)
 # "… on Monday. Jane Doe/Getty Images" or "… on Monday. Getty Images" (agency at the very end).
 _AGENCY_TAIL = re.compile(rf"(?:^|(?<=[.!?])\s+|\s+[|–—-]\s+)((?:[A-Z][\w.'-]*(?:\s+[A-Z][\w.'-]*){{0,3}}\s*/\s*)?"
@@ -33,7 +37,22 @@ def clean_text(text: str | None) -> str:
     a double-escaped `&amp;amp;` is the publisher's text, and repairing it is the clean stage's job)."""
     if not text:
         return ""
-    return _WS.sub(" ", text).strip()
+    return " ".join(text.split())  # str.split() and `\s` agree on every code point; split is 3x faster
+
+
+def _may_match(text: str) -> tuple[re.Pattern, ...]:
+    """The credit patterns that can match `text` at all, by substring tests that each pattern requires: most
+    captions carry no credit, and the patterns' leftmost search over every position is the costly part."""
+    found = []
+    if text.endswith(")"):
+        found.append(_PAREN)
+    if any(word in text for word in _LABEL_WORDS):
+        found.append(_LABELLED)
+    if "©" in text or "(" in text or "opyright" in text.lower():
+        found.append(_COPYRIGHT)
+    if any(name in text for name in _AGENCY_WORDS):
+        found.append(_AGENCY_TAIL)
+    return tuple(found)
 
 
 def split_credit(text: str) -> tuple[str, str | None]:
@@ -41,7 +60,7 @@ def split_credit(text: str) -> tuple[str, str | None]:
     text = clean_text(text)
     if not text:
         return "", None
-    for pattern in (_PAREN, _LABELLED, _COPYRIGHT, _AGENCY_TAIL):
+    for pattern in _may_match(text):
         m = pattern.search(text)
         if not m:
             continue

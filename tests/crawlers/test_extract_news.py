@@ -9,6 +9,7 @@ import random
 import pytest
 
 from crawlers.extract.article import extract_article
+from crawlers.extract.images import absolute_url
 
 pytestmark = pytest.mark.fixtures
 
@@ -176,3 +177,13 @@ def test_scrapinghub_pages_all_parse(fixtures):
         page = extract_article(entry["url"], body)
         with_images += bool(page.images)
     assert with_images >= 0.8 * len(list(truth)[::3])
+
+
+@pytest.mark.parametrize("base", ["http://ex.com/news/x.html", "https://ex.com:8080/n/?q=1#f", "http://u@ex.com/"])
+def test_root_relative_fast_path_agrees_with_urljoin(base):
+    """`absolute_url` joins root-relative paths without urljoin; the result must be urljoin's, fragment cut."""
+    from urllib.parse import urljoin
+
+    for url in ["/a/b.jpg", "/a/b.jpg#x", "/a/b.jpg?x=1&y=/z", "/a b.jpg", "/%20x.jpg", "/a/../b.jpg", "/./x",
+                "/a\\b", "//cdn.ex.com/p.jpg", "p.jpg", "../p.jpg", "?page=2"]:
+        assert absolute_url(url, base) == urljoin(base, url).split("#", 1)[0], url
