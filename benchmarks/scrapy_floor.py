@@ -1,11 +1,13 @@
 """Scrapy's own floor: a bare spider that fetches a list of image URLs and does nothing else.
 
-    python benchmarks/scrapy_floor.py URL_FILE [--part K --parts N] [--concurrency 128]
+    python benchmarks/scrapy_floor.py URL_FILE [--part K --parts N] [--concurrency 128] [--settings bare|ours]
 
 No middlewares beyond download timeouts, no item pipeline, no stats, no robots.txt, no parsing, no writing: what
 any Scrapy-based crawler pays per request before it does its own work.  `bench_crawl.py` runs N of these in
 parallel on the same URLs as img2dataset, so the report shows how much of our gap to img2dataset is Scrapy's and
-how much is ours.  Prints one JSON line: {"images", "bytes", "wall_s", "cpu_s"}.
+how much is ours.  `--settings ours` runs the same spider under our crawl's Scrapy settings (middlewares, stats,
+robots.txt, dupefilter, transport): Scrapy's cost per request as we configure it, still without our spider's work.
+Prints one JSON line: {"images", "bytes", "wall_s", "cpu_s"}.
 """
 
 from __future__ import annotations
@@ -43,9 +45,12 @@ def main() -> int:
     ap.add_argument("--concurrency", type=int, default=128)
     ap.add_argument("--handler", choices=["twisted", "aiohttp"], default="aiohttp",
                     help="aiohttp (crawlers.transport, our default) or Twisted HTTP/1.1 (Scrapy's default)")
+    ap.add_argument("--settings", choices=["bare", "ours"], default="bare")
     args = ap.parse_args()
     urls = args.url_file.read_text().split()
     FloorSpider.urls = urls[args.part::args.parts]
+    if args.settings == "ours":
+        return _run(_our_settings(urls[0], args.concurrency, args.handler))
     handlers = {}
     if args.handler == "aiohttp":
         aio = "crawlers.transport.AiohttpHandler"
@@ -62,6 +67,23 @@ def main() -> int:
         "STATS_CLASS": "scrapy.statscollectors.DummyStatsCollector",
         "DUPEFILTER_CLASS": "scrapy.dupefilters.BaseDupeFilter",
     })
+    return _run(process)
+
+
+def _our_settings(url: str, concurrency: int, transport: str) -> CrawlerProcess:
+    from crawlers.config import CrawlConfig, SourceConfig
+    from crawlers.settings import scrapy_settings
+
+    source = SourceConfig(name="floor", kind="news", sitemaps=[url])
+    config = CrawlConfig(sources=[source], out=Path("/nonexistent"), allow_private=True, benchmark=True,
+                         concurrency=concurrency, per_domain_concurrency=concurrency, log_level="ERROR",
+                         transport=transport)
+    settings = scrapy_settings(config, source)
+    settings.pop("EXTENSIONS")  # the progress reporter expects our spider
+    return CrawlerProcess(settings)
+
+
+def _run(process: CrawlerProcess) -> int:
     t, c = time.perf_counter(), time.process_time()
     process.crawl(FloorSpider)
     process.start()

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from crawlers.state import CrawlState
-from data_schemas import RAW_SCHEMA, atomic_write_parquet, validate
+from data_schemas import RAW_SCHEMA, atomic_write_parquet_chunks, validate
 
 logger = logging.getLogger(__name__)
 MAX_INFLIGHT = 2  # files being encoded/written at once; more waits (bounded memory when the disk is slow)
@@ -161,12 +161,10 @@ class RawWriter:
             if ready:
                 self.state.mark_pages(ready)
             return name, 0, len(buffer)
-        table = pa.Table.from_pydict({c: [r[c] for r in rows] for c in _COLUMNS}, schema=RAW_SCHEMA)
-        validate(table, RAW_SCHEMA)
         nbytes = sum(len(r["image_bytes"] or b"") for r in rows)
         self.state.begin_file(name, row_ids=[r["id"] for r in rows], images=images, pages=ready, nbytes=nbytes)
-        atomic_write_parquet(self.out_dir / name, table, row_group_size=ROW_GROUP_ROWS, compression=_COMPRESSION,
-                             use_dictionary=[c for c in _COLUMNS if c != "image_bytes"])
+        atomic_write_parquet_chunks(self.out_dir / name, RAW_SCHEMA, _row_groups(rows), compression=_COMPRESSION,
+                                    use_dictionary=[c for c in _COLUMNS if c != "image_bytes"])
         self.state.commit_file(name)
         logger.info("wrote %s (%d rows, %.1f MB)", name, len(rows), nbytes / 1e6)
         return name, len(rows), len(buffer) - len(rows)
@@ -176,6 +174,15 @@ class RawWriter:
             self.flush(wait=True)
         finally:
             self.pool.shutdown(wait=True)
+
+
+def _row_groups(rows: list[dict]):
+    """Validated RAW tables of ROW_GROUP_ROWS rows each, built one at a time as the file is written."""
+    for start in range(0, len(rows), ROW_GROUP_ROWS):
+        part = rows[start:start + ROW_GROUP_ROWS]
+        table = pa.Table.from_pydict({c: [r[c] for r in part] for c in _COLUMNS}, schema=RAW_SCHEMA)
+        validate(table, RAW_SCHEMA)
+        yield table
 
 
 def _dedupe(state: CrawlState, buffer: list[dict],

@@ -5,7 +5,13 @@ every field.
 """
 
 from data_schemas.blocklist import BlockEntry, Blocklist
-from data_schemas.io import atomic_write_bytes, atomic_write_json, atomic_write_parquet, file_sha256
+from data_schemas.io import (
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_parquet,
+    atomic_write_parquet_chunks,
+    file_sha256,
+)
 from data_schemas.manifest import MANIFEST_NAME, MANIFEST_VERSION, Manifest, ShardInfo
 from data_schemas.schemas import (
     CAPTION_ORIGINS,
@@ -41,6 +47,7 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_write_parquet",
+    "atomic_write_parquet_chunks",
     "empty_table",
     "file_sha256",
     "row_id",
