@@ -19,7 +19,6 @@ import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from scrapy.core.downloader.handlers._aiohttp import AiohttpDownloadHandler, _ClientResponse
 from scrapy.core.downloader.handlers._base_streaming import BaseStreamingDownloadHandler
-from scrapy.core.downloader.handlers.http11 import HTTP11DownloadHandler
 from scrapy.utils.ssl import _make_ssl_context
 
 from crawlers.fetch import resolve_all
@@ -71,8 +70,18 @@ class DeadlineAiohttpHandler(DeadlineMixin, AiohttpHandler):
     """aiohttp downloads that end by the source's `max_seconds`."""
 
 
-class DeadlineTwistedHandler(DeadlineMixin, HTTP11DownloadHandler):
-    """Twisted downloads that end by the source's `max_seconds`."""
+def __getattr__(name: str):
+    """`DeadlineTwistedHandler`, built when Scrapy loads it: importing Scrapy's Twisted handler costs ~0.3 s of
+    start-up per process (its TLS context factory module), which an aiohttp crawl never needs."""
+    if name != "DeadlineTwistedHandler":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from scrapy.core.downloader.handlers.http11 import HTTP11DownloadHandler
+
+    class DeadlineTwistedHandler(DeadlineMixin, HTTP11DownloadHandler):
+        """Twisted downloads that end by the source's `max_seconds`."""
+
+    globals()[name] = DeadlineTwistedHandler
+    return DeadlineTwistedHandler
 
 
 def download_handlers(transport: str, *, deadline: bool) -> dict[str, str]:
