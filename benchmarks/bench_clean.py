@@ -141,7 +141,7 @@ def run_baseline(raw: Path) -> tuple[float, float]:
 
     from data_schemas import Blocklist
     from pipeline.config import CleanConfig
-    from pipeline.dedup import DedupInput, dedup, time_ns
+    from pipeline.dedup import DedupInput, dedup, exact_key, time_ns
     from pipeline.rows import STAGE_SCHEMA, Accepted, row_reason, staged_record
 
     cfg = CleanConfig(raw=raw, out=OUT / "baseline-out")
@@ -157,7 +157,7 @@ def run_baseline(raw: Path) -> tuple[float, float]:
             if isinstance(outcome, Accepted):
                 kept.append(staged_record(row, outcome))
     table = pa.Table.from_pylist(kept, schema=STAGE_SCHEMA)
-    pix = np.frombuffer(b"".join(table.column("pixel_hash").to_pylist()), ">u8").astype(np.uint64).reshape(-1, 2)
+    pix = exact_key(table.column("sha256").to_pylist())
     n = table.num_rows
     result = dedup(DedupInput(
         keys=np.asarray(table.column("key").to_pylist(), str), phash=table.column("phash").to_numpy(),

@@ -157,7 +157,6 @@ def _index_table(res: Resolution, run: int) -> pa.Table:
         "key": pa.array(res.keys.tolist(), pa.string()),
         "sha256": pa.array([s.decode() for s in res.sha256.tolist()], pa.string()),
         "phash": pa.array(res.phash, pa.uint64()),
-        "pixel_hash": pa.array([row.astype(">u8").tobytes() for row in res.pixel_hash], pa.binary(16)),
         "cluster": pa.array(res.cluster.tolist(), pa.string()),
         "split": pa.array(res.split.tolist(), pa.string()),
         "run": pa.array(np.full(n, run, np.int32), pa.int32()),

@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from data_schemas import MANIFEST_NAME, Manifest, atomic_write_parquet
+from pipeline.dedup import exact_key
 from pipeline.inputs import CleanError
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,6 @@ INDEX_SCHEMA = pa.schema([
     pa.field("key", pa.string(), nullable=False),
     pa.field("sha256", pa.string(), nullable=False),
     pa.field("phash", pa.uint64(), nullable=False),
-    pa.field("pixel_hash", pa.binary(16), nullable=False),
     pa.field("cluster", pa.string(), nullable=False),
     pa.field("split", pa.string(), nullable=False),
     pa.field("run", pa.int32(), nullable=False),
@@ -125,10 +125,9 @@ def write_index(work: Path, run: int, table: pa.Table) -> str:
 
 
 def index_arrays(index: pa.Table) -> dict[str, np.ndarray]:
-    pix = np.frombuffer(b"".join(index.column("pixel_hash").to_pylist()), dtype=">u8").astype(np.uint64)
     return {"keys": np.asarray(index.column("key").to_pylist(), dtype=str),
             "phash": index.column("phash").to_numpy().astype(np.uint64),
-            "pixel_hash": pix.reshape(-1, 2),
+            "pixel_hash": exact_key(index.column("sha256").to_pylist()),
             "cluster": np.asarray(index.column("cluster").to_pylist(), dtype=str)}
 
 

@@ -112,13 +112,23 @@ def _run_edges(sorted_values: np.ndarray, order: np.ndarray) -> tuple[np.ndarray
     return order[rows].astype(np.int64), first[rows].astype(np.int64)
 
 
+def exact_key(sha256_hex) -> np.ndarray:
+    """(n, 2) uint64 exact-duplicate keys: the first 128 bits of each image's sha256 (hex strings or bytes).
+
+    The stored JPEG is a deterministic encoding of the normalised pixels, so equal pixels give equal bytes; the key
+    is derived, never stored, so it cannot disagree with the `sha256` column it comes from."""
+    hexes = [h.decode() if isinstance(h, bytes) else h for h in sha256_hex]
+    raw = bytes.fromhex("".join(h[:32] for h in hexes))
+    return np.frombuffer(raw, dtype=">u8").astype(np.uint64).reshape(-1, 2)
+
+
 @dataclass
 class DedupInput:
     """One row per candidate: new rows first (in a deterministic order), then the previous runs' kept rows."""
 
     keys: np.ndarray  # str
     phash: np.ndarray  # uint64
-    pixel_hash: np.ndarray  # (n, 2) uint64
+    pixel_hash: np.ndarray  # (n, 2) uint64: the exact-duplicate key, `exact_key(sha256)`
     pixels: np.ndarray  # int64, original_width * original_height
     caption_rank: np.ndarray  # int64, index in CAPTION_PREFERENCE
     published: np.ndarray  # int64 (ns), NULL_TIME for null

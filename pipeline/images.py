@@ -42,7 +42,6 @@ class NormalisedImage:
     original_height: int
     sha256: str  # of ``data``
     phash: int  # 64-bit perceptual hash of the canonical decode
-    pixel_hash: bytes  # exact-duplicate key: the first 16 bytes of sha256(data), i.e. of the normalised pixels
 
 
 def decode(data: bytes, *, max_pixels: int = 89_478_485) -> Image.Image | str:
@@ -170,4 +169,4 @@ def normalise(data: bytes, cfg: Any = None) -> NormalisedImage | str:
     stored = encode_jpeg(small, quality=getattr(cfg, "jpeg_quality", 90))
     digest = hashlib.sha256(stored).digest()
     return NormalisedImage(data=stored, width=small.width, height=small.height, original_width=width,
-                           original_height=height, sha256=digest.hex(), phash=hashed, pixel_hash=digest[:16])
+                           original_height=height, sha256=digest.hex(), phash=hashed)

@@ -23,7 +23,6 @@ class Resolution:
     keys: np.ndarray
     sha256: np.ndarray
     phash: np.ndarray
-    pixel_hash: np.ndarray
     cluster: np.ndarray
     split: np.ndarray
     staged: np.ndarray  # staged file of each kept row
@@ -81,7 +80,7 @@ def resolve(results: list[PartitionResult], previous: Previous, cfg: Any) -> Res
     dropped = np.flatnonzero(~keep)
     return Resolution(
         keys=new["keys"][kept], sha256=new["sha256"][kept], phash=new["phash"][kept],
-        pixel_hash=new["pixel_hash"][kept], cluster=clusters, split=split, staged=new["staged"][kept],
+        cluster=clusters, split=split, staged=new["staged"][kept],
         rows=new["row"][kept], nbytes=new["nbytes"][kept], per_source=Counter(new["source"][kept].tolist()),
         dup_drops=Counter(reason[dropped].tolist()), dup_keys=new["keys"][dropped], dup_reasons=reason[dropped],
         dup_clusters=cluster[dropped],

@@ -24,7 +24,6 @@ log = logging.getLogger(__name__)
 # Every CLEAN column except those decided on the client after dedup (split, dup_cluster), plus the client-side
 # dedup fields, which are dropped before the shard is written.  Derived, so it can never drift from the contract.
 STAGE_SCHEMA = pa.schema([f for f in CLEAN_SCHEMA if f.name not in ("split", "dup_cluster")] + [
-    pa.field("pixel_hash", pa.binary(16), nullable=False),
     pa.field("caption_rank", pa.int8(), nullable=False),
 ])
 REJECT_SCHEMA = pa.schema([
@@ -79,7 +78,7 @@ def staged_record(row: dict[str, Any], acc: Accepted) -> dict[str, Any]:
         "original_height": img.original_height, "sha256": img.sha256, "phash": img.phash, "lang": cap.lang,
         "source": row["source"], "source_kind": row["source_kind"], "page_url": row["page_url"],
         "image_url": row["image_url"], "published_at": row.get("published_at"), "crawled_at": row["crawled_at"],
-        "license": row.get("license"), "credit": acc.credit, "pixel_hash": img.pixel_hash,
+        "license": row.get("license"), "credit": acc.credit,
         "caption_rank": RANK.get(cap.origin, len(RANK)),
     }
 
