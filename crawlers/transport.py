@@ -71,7 +71,7 @@ class DeadlineAiohttpHandler(DeadlineMixin, AiohttpHandler):
 
 
 def __getattr__(name: str):
-    """`DeadlineTwistedHandler`, built when Scrapy loads it: importing Scrapy's Twisted handler costs ~0.3 s of
+    """`DeadlineTwistedHandler`, built when Scrapy loads it: importing Scrapy's Twisted handler costs ~0.15 s of
     start-up per process (its TLS context factory module), which an aiohttp crawl never needs."""
     if name != "DeadlineTwistedHandler":
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
