@@ -18,6 +18,7 @@ from data_schemas import (
     SchemaError,
     ShardInfo,
     atomic_write_parquet,
+    atomic_write_parquet_chunks,
     file_sha256,
     row_id,
     schema_name,
@@ -123,6 +124,23 @@ def test_atomic_write_leaves_no_temp_files_on_failure(tmp_path):
     with pytest.raises(Exception):  # noqa: B017 - any pyarrow error
         atomic_write_parquet(tmp_path / "x.parquet", "not a table")  # type: ignore[arg-type]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_chunked_write_is_one_row_group_per_chunk_and_all_or_nothing(tmp_path):
+    schema = pa.schema([("n", pa.int64())])
+    chunks = [pa.table({"n": list(range(i, i + size))}, schema=schema) for i, size in ((0, 3), (3, 3), (6, 1))]
+    path = atomic_write_parquet_chunks(tmp_path / "ok.parquet", schema, iter(chunks))
+    meta = pq.ParquetFile(path).metadata
+    assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] == [3, 3, 1]
+    assert pq.read_table(path).column("n").to_pylist() == list(range(7))
+
+    def failing():  # a chunk that fails while the file is being written (a row that does not validate)
+        yield chunks[0]
+        raise SchemaError("bad row")
+
+    with pytest.raises(SchemaError):
+        atomic_write_parquet_chunks(tmp_path / "bad.parquet", schema, failing())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ok.parquet"], "a partial file or temp file was left"
 
 
 def test_manifest_round_trip(tmp_path):
