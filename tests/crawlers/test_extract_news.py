@@ -187,3 +187,25 @@ def test_root_relative_fast_path_agrees_with_urljoin(base):
     for url in ["/a/b.jpg", "/a/b.jpg#x", "/a/b.jpg?x=1&y=/z", "/a b.jpg", "/%20x.jpg", "/a/../b.jpg", "/./x",
                 "/a\\b", "//cdn.ex.com/p.jpg", "p.jpg", "../p.jpg", "?page=2"]:
         assert absolute_url(url, base) == urljoin(base, url).split("#", 1)[0], url
+
+
+def test_credit_prefilter_never_changes_a_split(monkeypatch):
+    """split_credit only runs the credit patterns whose literal words occur in the text; every label and agency of
+    those patterns, in every credit shape, must split exactly as with all four patterns run."""
+    from crawlers.extract import text as T
+
+    names = [*T._AGENCY_WORDS, "Getty Images", "EPA-EFE", "PA Wire", "Sipa USA", "iStockphoto", "Wikimedia Commons",
+             "Anadolu Agency"]
+    labels = [*T._LABEL_WORDS, "Photograph", "Photos", "Pictures", "Images", "Credits"]
+    texts = ["A harbour at dawn.", "Fishing boats (left) in the harbour", "Copyright 2024 Jane Doe", "(c) J. Doe",
+             "Boats in the harbour © Jane Doe", "sur cette photo : deux bateaux"]
+    for name in names:
+        texts += [f"Boats in the harbour. {name}", f"Boats in the harbour. Jane Doe/{name}",
+                  f"Boats in the harbour ({name})", f"Boats in the harbour (AP Photo/{name})", f"{name} boats at dawn"]
+    for label in labels:
+        texts += [f"Boats in the harbour. {label}: Jane Doe/Reuters", f"Boats. {label} by Jane Doe",
+                  f"Boats | {label} courtesy of the port", f"{label}: boats in the harbour at dawn on Monday"]
+    fast = [T.split_credit(t) for t in texts]
+    monkeypatch.setattr(T, "_may_match", lambda text: (T._PAREN, T._LABELLED, T._COPYRIGHT, T._AGENCY_TAIL))
+    assert fast == [T.split_credit(t) for t in texts]
+    assert sum(credit is not None for _, credit in fast) > len(names) * 3, "the corpus must exercise the patterns"
