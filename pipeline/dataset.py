@@ -24,7 +24,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from data_schemas import MANIFEST_NAME, Manifest, atomic_write_parquet
-from pipeline.dedup import exact_key
 from pipeline.inputs import CleanError
 
 log = logging.getLogger(__name__)
@@ -127,7 +126,7 @@ def write_index(work: Path, run: int, table: pa.Table) -> str:
 def index_arrays(index: pa.Table) -> dict[str, np.ndarray]:
     return {"keys": np.asarray(index.column("key").to_pylist(), dtype=str),
             "phash": index.column("phash").to_numpy().astype(np.uint64),
-            "pixel_hash": exact_key(index.column("sha256").to_pylist()),
+            "sha256": np.asarray(index.column("sha256").to_pylist(), dtype="S64"),
             "cluster": np.asarray(index.column("cluster").to_pylist(), dtype=str)}
 
 

@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from data_schemas import RAW_SCHEMA, Blocklist, SchemaError, validate
-from pipeline.dedup import NULL_TIME, exact_key
+from pipeline.dedup import NULL_TIME
 from pipeline.rows import REJECT_SCHEMA, STAGE_SCHEMA, Accepted, iter_rows, row_reason, staged_record
 
 log = logging.getLogger(__name__)
@@ -64,18 +64,16 @@ def _meta(staged: pa.Table) -> dict[str, np.ndarray]:
     def times(name: str) -> np.ndarray:
         return pc.fill_null(pc.cast(staged.column(name), pa.int64()), NULL_TIME).to_numpy()
 
-    sha256 = staged.column("sha256").to_pylist()
     return {
         "keys": np.asarray(staged.column("key").to_pylist(), dtype=str),
         "phash": staged.column("phash").to_numpy().astype(np.uint64),
-        "pixel_hash": exact_key(sha256),
         "pixels": (pc.multiply(pc.cast(staged.column("original_width"), pa.int64()),
                                pc.cast(staged.column("original_height"), pa.int64()))).to_numpy(),
         "caption_rank": staged.column("caption_rank").to_numpy().astype(np.int64),
         "published": times("published_at"),
         "crawled": times("crawled_at"),
         "nbytes": pc.binary_length(staged.column("image")).to_numpy().astype(np.int64),
-        "sha256": np.asarray(sha256, dtype="S64"),
+        "sha256": np.asarray(staged.column("sha256").to_pylist(), dtype="S64"),
         "source": np.asarray(staged.column("source").to_pylist(), dtype=object),
         "row": np.arange(staged.num_rows, dtype=np.int64),
     }

@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 
 from pipeline.dataset import Previous, index_arrays
-from pipeline.dedup import DedupInput, dedup, split_of
+from pipeline.dedup import DedupInput, dedup, exact_key, split_of
 from pipeline.partition import PartitionResult
 
-_FIELDS = ("keys", "phash", "pixel_hash", "pixels", "caption_rank", "published", "crawled", "nbytes", "sha256",
+_FIELDS = ("keys", "phash", "pixels", "caption_rank", "published", "crawled", "nbytes", "sha256",
            "source", "row")
 
 
@@ -40,7 +40,7 @@ def _concat(results: list[PartitionResult]) -> dict[str, np.ndarray]:
     metas = [r.meta for r in results if r.meta]
     if not metas:
         empty = {name: np.empty(0, np.int64) for name in _FIELDS}
-        empty.update(keys=np.empty(0, str), phash=np.empty(0, np.uint64), pixel_hash=np.empty((0, 2), np.uint64),
+        empty.update(keys=np.empty(0, str), phash=np.empty(0, np.uint64),
                      sha256=np.empty(0, "S64"), source=np.empty(0, object), staged=np.empty(0, object))
         return empty
     merged = {name: np.concatenate([m[name] for m in metas]) for name in _FIELDS}
@@ -55,7 +55,7 @@ def _dedup_input(new: dict[str, np.ndarray], old: dict[str, np.ndarray]) -> Dedu
     return DedupInput(
         keys=np.concatenate([new["keys"], old["keys"]]).astype(str),
         phash=np.concatenate([new["phash"], old["phash"]]).astype(np.uint64),
-        pixel_hash=np.concatenate([new["pixel_hash"], old["pixel_hash"]]).astype(np.uint64).reshape(-1, 2),
+        pixel_hash=exact_key(np.concatenate([new["sha256"], old["sha256"]]).tolist()),
         pixels=np.concatenate([new["pixels"], zeros]),
         caption_rank=np.concatenate([new["caption_rank"], zeros]),
         published=np.concatenate([new["published"], zeros]),
