@@ -51,12 +51,10 @@ def main() -> int:
     FloorSpider.urls = urls[args.part::args.parts]
     if args.settings == "ours":
         return _run(_our_settings(urls[0], args.concurrency, args.handler))
-    handlers = {}
-    if args.handler == "aiohttp":
-        aio = "crawlers.transport.AiohttpHandler"
-        handlers = {"http": aio, "https": aio}
+    from crawlers.transport import download_handlers
+
     process = CrawlerProcess({
-        "DOWNLOAD_HANDLERS": handlers,
+        "DOWNLOAD_HANDLERS": download_handlers(args.handler, deadline=False),
         "LOG_LEVEL": "ERROR", "ROBOTSTXT_OBEY": False, "TELNETCONSOLE_ENABLED": False, "REMOTE_CONTROL_ENABLED": False,
         "COOKIES_ENABLED": False, "CONCURRENT_ITEMS": 1, "CONCURRENT_REQUESTS": args.concurrency,
         "CONCURRENT_REQUESTS_PER_DOMAIN": args.concurrency, "DOWNLOAD_DELAY": 0, "AUTOTHROTTLE_ENABLED": False,

@@ -16,6 +16,7 @@ import yaml
 
 from data_schemas import SOURCE_KINDS
 
+TRANSPORTS = ("aiohttp", "twisted")  # the HTTP client under Scrapy's downloader (crawlers/transport.py)
 DEFAULT_USER_AGENT = "mmpipe/0.1 (+https://github.com/mmpipe/mmpipe)"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -132,8 +133,8 @@ class CrawlConfig:
             s.validate()
         if self.rows_per_file < 1 or self.bytes_per_file < 1:
             raise ConfigError("rows_per_file and bytes_per_file must be >= 1")
-        if self.transport not in ("aiohttp", "twisted"):
-            raise ConfigError(f"transport must be 'aiohttp' or 'twisted', got {self.transport!r}")
+        if self.transport not in TRANSPORTS:
+            raise ConfigError(f"transport must be one of {TRANSPORTS}, got {self.transport!r}")
         if not isinstance(self.scrapy_settings, dict) or not all(isinstance(k, str) for k in self.scrapy_settings):
             raise ConfigError("scrapy_settings must be a mapping of Scrapy setting names to values")
 

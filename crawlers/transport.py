@@ -21,10 +21,10 @@ from scrapy.core.downloader.handlers._aiohttp import AiohttpDownloadHandler, _Cl
 from scrapy.core.downloader.handlers._base_streaming import BaseStreamingDownloadHandler
 from scrapy.utils.ssl import _make_ssl_context
 
+from crawlers.config import TRANSPORTS
 from crawlers.fetch import resolve_all
 from crawlers.spiders.deadline import DeadlineMixin
 
-TRANSPORTS = ("aiohttp", "twisted")
 _HERE = "crawlers.transport"
 
 
