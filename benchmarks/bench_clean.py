@@ -27,7 +27,12 @@ from datetime import datetime, timedelta, timezone
 from multiprocessing import Pool
 from pathlib import Path
 
-import numpy as np
+# The baseline is one process on one core, like the Dask workers (which get these from distributed's defaults):
+# keep BLAS (the pHash's matrix products) from borrowing the second core for it.  Set before numpy loads BLAS.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))

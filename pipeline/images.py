@@ -21,11 +21,11 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 from PIL import Image, ImageFile, ImageOps
 
 from data_schemas import reasons
 from pipeline.colour import to_srgb
+from pipeline.phash import phash
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is a drop reason, never half a grey image
 _WHITE = (255, 255, 255)
@@ -93,29 +93,6 @@ def size_reason(width: int, height: int, *, min_side: int = 200, max_aspect: flo
     if max(width, height) > max_aspect * min(width, height):
         return reasons.IMAGE_BAD_ASPECT
     return None
-
-
-def _dct_matrix(n: int = 32, keep: int = 8) -> np.ndarray:
-    """Rows of the unnormalised DCT-II (scipy.fftpack.dct type 2): y[k] = 2 sum x[i] cos(pi k (2i+1) / 2n)."""
-    k = np.arange(keep)[:, None]
-    i = np.arange(n)[None, :]
-    return 2.0 * np.cos(np.pi * k * (2 * i + 1) / (2 * n))
-
-
-_DCT8 = _dct_matrix()
-
-
-def phash(img: Image.Image) -> int:
-    """imagehash.phash: L, 32x32 LANCZOS, 2-D DCT-II, top-left 8x8 > median, row-major, first bit most significant.
-
-    Pass the canonical (fully decoded, oriented, RGB) image.  Coefficients are rounded to 1e-6 so floating-point
-    noise cannot flip bits of flat images between machines.
-    """
-    gray = img.convert("L").resize((32, 32), Image.Resampling.LANCZOS)
-    pixels = np.asarray(gray, dtype=np.float64)
-    low = np.round(_DCT8 @ pixels @ _DCT8.T, 6)
-    bits = (low > np.median(low)).ravel()
-    return int.from_bytes(np.packbits(bits).tobytes(), "big")
 
 
 def resize(img: Image.Image, *, mode: str = "keep_ratio_largest", size: int = 512) -> Image.Image:
