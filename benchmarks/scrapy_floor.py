@@ -1,12 +1,15 @@
 """Scrapy's own floor: a bare spider that fetches a list of image URLs and does nothing else.
 
     python benchmarks/scrapy_floor.py URL_FILE [--part K --parts N] [--concurrency 128] [--settings bare|ours]
+                                      [--via scheduler|download]
 
 No middlewares beyond download timeouts, no item pipeline, no stats, no robots.txt, no parsing, no writing: what
 any Scrapy-based crawler pays per request before it does its own work.  `bench_crawl.py` runs N of these in
 parallel on the same URLs as img2dataset, so the report shows how much of our gap to img2dataset is Scrapy's and
 how much is ours.  `--settings ours` runs the same spider under our crawl's Scrapy settings (middlewares, stats,
 robots.txt, dupefilter, transport): Scrapy's cost per request as we configure it, still without our spider's work.
+`--via download` hands the requests straight to the downloader (`engine.download_async`, as our spiders fetch
+images: crawlers/spiders/imagefetch.py) instead of yielding them through the scheduler and spider middlewares.
 Prints one JSON line: {"images", "bytes", "wall_s", "cpu_s"}.
 """
 
@@ -20,17 +23,25 @@ from pathlib import Path
 
 import scrapy
 from scrapy.crawler import CrawlerProcess
+from scrapy.utils.defer import deferred_from_coro
 
 
 class FloorSpider(scrapy.Spider):
     name = "floor"
     urls: list[str] = []
+    via = "scheduler"
     images = 0
     nbytes = 0
 
     async def start(self):
+        if self.via == "download":
+            self.fetches = [deferred_from_coro(self._fetch(url)) for url in self.urls]  # the downloader queues them
+            return
         for url in self.urls:
             yield scrapy.Request(url, callback=self.parse, dont_filter=True)
+
+    async def _fetch(self, url: str) -> None:
+        self.parse(await self.crawler.engine.download_async(scrapy.Request(url, dont_filter=True)))
 
     def parse(self, response):
         FloorSpider.images += 1
@@ -46,8 +57,10 @@ def main() -> int:
     ap.add_argument("--handler", choices=["twisted", "aiohttp"], default="aiohttp",
                     help="aiohttp (crawlers.transport, our default) or Twisted HTTP/1.1 (Scrapy's default)")
     ap.add_argument("--settings", choices=["bare", "ours"], default="bare")
+    ap.add_argument("--via", choices=["scheduler", "download"], default="scheduler")
     args = ap.parse_args()
     urls = args.url_file.read_text().split()
+    FloorSpider.via = args.via
     FloorSpider.urls = urls[args.part::args.parts]
     if args.settings == "ours":
         return _run(_our_settings(urls[0], args.concurrency, args.handler))

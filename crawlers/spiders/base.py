@@ -15,7 +15,8 @@ from typing import Any
 
 import scrapy
 from scrapy import signals
-from scrapy.http import Request, Response
+from scrapy.exceptions import DontCloseSpider
+from scrapy.http import Response
 from scrapy.utils.defer import deferred_from_coro
 
 from crawlers.config import CrawlConfig, SourceConfig
@@ -23,6 +24,7 @@ from crawlers.extract.records import ImageRef
 from crawlers.fetch import ImageCache, ImageResult, PageCtx, classify_image, error_kind, make_row
 from crawlers.middlewares import PRIVATE_ADDRESS, PRIVATE_CONNECTED, PolicyDrop
 from crawlers.spiders.deadline import Deadline
+from crawlers.spiders.imagefetch import DirectImageFetch
 from crawlers.state import CrawlState
 from crawlers.writer import RawWriter, read_stored_image
 from data_schemas import Blocklist
@@ -38,13 +40,12 @@ def shard_tag(shard: int, shards: int) -> str:
 
 def lock_file(state_dir: Path, source: str, tag: str) -> Path:
     return Path(state_dir) / f"{source}{tag}.lock"
-IMAGE_PRIORITY = 10  # images before new pages: pages complete (and become resumable) sooner, memory stays flat
 PAGE_PRIORITY = 0
 DISCOVERY_PRIORITY = -10
 _UNSAFE = (PRIVATE_ADDRESS, PRIVATE_CONNECTED)  # address refusals: errors, not drops (nothing opted out)
 
 
-class MMSpider(scrapy.Spider):
+class MMSpider(DirectImageFetch, scrapy.Spider):
     name = "mmpipe"
     handle_httpstatus_list = list(range(400, 600))  # error responses reach callbacks: they become rows/counts
 
@@ -55,7 +56,8 @@ class MMSpider(scrapy.Spider):
         self.agent = (config.user_agent.split("/", 1)[0] or "mmpipe").strip()
         self.blocklist = Blocklist.load(config.blocklist) if config.blocklist else Blocklist()
         self.cache = ImageCache(config.image_cache_bytes)
-        self.waiting: dict[str, list[tuple[PageCtx, ImageRef]]] = {}
+        self.waiting: dict[str, list[tuple[PageCtx, ImageRef]]] = {}  # image URL -> pairs waiting for it
+        self.fetching: set = set()  # Deferreds of the image downloads in flight
         self.dropped_images: dict[str, str] = {}
         self.pages_scheduled = 0
         self.images_requested = 0
@@ -158,10 +160,9 @@ class MMSpider(scrapy.Spider):
         self.writer.expect(ctx.url, 0)
 
     # --- images --------------------------------------------------------------------------------------------
-    def dispatch(self, ctx: PageCtx, refs: list[ImageRef]) -> list[Request]:
-        """Register the page's pairs and return the image requests not already fetched or pending."""
+    def dispatch(self, ctx: PageCtx, refs: list[ImageRef]) -> None:
+        """Register the page's pairs and start fetching the images not already fetched or pending."""
         self.writer.expect(ctx.url, len(refs))
-        requests = []
         for ref in refs:
             if self.blocklist.blocks_url(ref.url):
                 self._drop_pair(ctx, R.BLOCKLISTED_URL)
@@ -181,11 +182,7 @@ class MMSpider(scrapy.Spider):
                 continue
             self.waiting[ref.url] = [(ctx, ref)]
             self.images_requested += 1
-            requests.append(Request(ref.url, callback=self.parse_image, errback=self.image_error,
-                                    priority=IMAGE_PRIORITY, dont_filter=True,  # deduplicated above
-                                    meta={"download_maxsize": self.config.max_image_bytes, "mm_image": ref.url,
-                                          "mm_kind": "image"}))
-        return requests
+            self._fetch_image(ref.url, page_url=ctx.url)
 
     def _lookup(self, url: str) -> ImageResult | None:
         result = self.cache.get(url)
@@ -211,9 +208,7 @@ class MMSpider(scrapy.Spider):
             reason = R.BLOCKLISTED_URL  # taken-down bytes, whatever URL they are served from now
         self._resolve(url, reason, result)
 
-    def image_error(self, failure) -> None:
-        url = failure.request.meta["mm_image"]
-        exc = failure.value
+    def image_error(self, url: str, exc: BaseException) -> None:
         if self.cut_by_limit(exc):
             self.waiting.pop(url, None)  # its pages stay unfinished: the next run fetches them again
             return
@@ -269,6 +264,8 @@ class MMSpider(scrapy.Spider):
     def _on_idle(self, spider) -> None:
         if spider is self:
             self.writer.maybe_flush()
+            if self.fetching:  # a finished download whose handling has not run yet: not idle
+                raise DontCloseSpider
             self.on_idle()
 
     def on_idle(self) -> None:

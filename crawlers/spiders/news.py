@@ -152,7 +152,7 @@ class NewsSpider(MMSpider):
         is_article = self._is_article(page.url) if self.article_re is not None else page.is_article
         if feed is not None or is_article:
             self.count("pages")
-            yield from self._article(response, page, feed)
+            self._article(response, page, feed)
         else:
             self.count("listing_pages")
         if follow:
@@ -197,7 +197,7 @@ class NewsSpider(MMSpider):
         if self.source.page_text:
             for ref in refs:  # feed-only images get the page title too
                 ref.add(ctx.title, "title")
-        yield from self.dispatch(ctx, refs)
+        self.dispatch(ctx, refs)
 
 
 def _merge_feed(refs: list[ImageRef], feed: FeedEntry | None) -> list[ImageRef]:

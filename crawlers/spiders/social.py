@@ -54,7 +54,7 @@ class SocialSpider(MMSpider):
         page = self.parse_api(response.url, response)
         self.count("api_pages")
         for post in page.posts:
-            yield from self._post(post)
+            self._post(post)
         if page.next_url and page.posts:
             req = self._api_request(page.next_url)
             if req is not None:
@@ -77,7 +77,7 @@ class SocialSpider(MMSpider):
         elif post.sensitive and not self.source.include_sensitive:
             self.drop_page(ctx, post.images, R.SOCIAL_SENSITIVE)
         else:
-            yield from self.dispatch(ctx, post.images)
+            self.dispatch(ctx, post.images)
 
 
 class MastodonSpider(SocialSpider):
@@ -138,5 +138,5 @@ class FeedSpider(MMSpider):
                 ref.add(entry.title, "title")
             ctx = PageCtx(url=entry.link, title=entry.title, published_at=entry.published_at,
                           license=self.source.license)
-            yield from self.dispatch(ctx, entry.images)
+            self.dispatch(ctx, entry.images)
 

@@ -60,6 +60,7 @@ class LocalSite:
     def __init__(self):
         self.routes: dict[str, Route] = {}
         self.hits: dict[str, list[float]] = defaultdict(list)
+        self.request_headers: dict[str, list[dict[str, str]]] = defaultdict(list)
         self.lock = threading.Lock()
         site = self
 
@@ -72,6 +73,7 @@ class LocalSite:
             def do_GET(self):  # noqa: N802
                 with site.lock:
                     site.hits[self.path].append(time.monotonic())
+                    site.request_headers[self.path].append(dict(self.headers.items()))
                     n = len(site.hits[self.path])
                 route = site.routes.get(self.path)
                 status, headers, body = route(n) if route else (404, {"Content-Type": "text/plain"}, b"nope")

@@ -77,6 +77,31 @@ def test_shared_image_fetched_once_retry_after_optouts_and_limits(local_site, tm
     assert json.loads((config.out / "crawl_summary.json").read_text())["per_source"]["local"]["rows"] == len(rows)
 
 
+def test_images_are_fetched_with_the_page_as_referer_and_back_off_on_429(local_site, tmp_path):
+    """Images bypass the scheduler (crawlers/spiders/imagefetch.py) but not the downloader middlewares: a 429 with
+    Retry-After on an image is waited out and retried, and the image request names its page like a browser."""
+    site = local_site
+    site.add("/robots.txt", "User-agent: *\nAllow: /\n", "text/plain")
+    site.add("/news/a0.html", article_html("Story", [("/img/slow.jpg", "A lighthouse on a cliff at dusk")]))
+    site.add("/", "<html><body><a href='/news/a0.html'>a</a></body></html>")
+
+    def slow(n):
+        if n == 1:
+            return 429, {"Retry-After": "1", "Content-Type": "text/plain"}, b"slow down"
+        return 200, {"Content-Type": "image/jpeg"}, jpeg(3)
+
+    site.routes["/img/slow.jpg"] = slow
+    config = fast_config([_source(site)], tmp_path / "raw", backoff_base=0.1)
+    summary = crawl_source(config, "local")
+
+    first, second = site.hits["/img/slow.jpg"]
+    assert second - first >= 0.9, "Retry-After on an image not honoured"
+    assert [h.get("Referer") for h in site.request_headers["/img/slow.jpg"]] == [site.base + "/news/a0.html"] * 2
+    [row] = raw_rows(config.out, with_bytes=True)
+    assert row["image_bytes"] == jpeg(3) and row["fetch_error"] is None
+    assert summary["backoff"]["429"] == 1 and summary["rows"] == 1
+
+
 def test_growth_recrawl_fetches_only_new_pages_and_reuses_images(local_site, tmp_path):
     site = local_site
     _build(site, n_articles=2)
