@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import html
 import re
-import unicodedata
 
 import ftfy
 
@@ -72,9 +71,13 @@ def strip_markup(text: str) -> str:
     return _TAG.sub(" ", text)
 
 
+# Every code point of Unicode categories Cc (C0, DEL, C1), Zl and Zp: Unicode's stability policy fixes these sets,
+# and a translate table is ~5x faster than asking unicodedata about each character (a test checks the table).
+_BREAKS = {c: " " for c in (*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x2029)}
+
+
 def normalise_space(text: str) -> str:
-    text = _INVISIBLE.sub("", text)
-    text = "".join(" " if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c for c in text)
+    text = _INVISIBLE.sub("", text).translate(_BREAKS)
     return _SPACE.sub(" ", text).strip()
 
 

@@ -7,7 +7,7 @@ import pytest
 from data_schemas import reasons
 from pipeline.captions import Caption, clean_caption, detect_lang, is_boilerplate, text_reason
 from pipeline.config import CleanConfig
-from pipeline.text import normalise_text
+from pipeline.text import normalise_space, normalise_text
 
 
 @pytest.mark.parametrize(("raw", "clean"), [
@@ -108,3 +108,16 @@ def test_detect_lang(text: str, lang: str) -> None:
 
 def test_page_language_breaks_ties_on_ambiguous_text() -> None:
     assert detect_lang("Taxi Hotel Restaurant", "de") == "de"
+
+
+def test_line_breaking_characters_table_is_exactly_cc_zl_zp() -> None:
+    """normalise_space turns categories Cc, Zl and Zp into spaces through a fixed table: it must hold every such
+    code point of this Python's Unicode database and nothing else."""
+    import sys
+    import unicodedata
+
+    from pipeline.text import _BREAKS
+
+    expected = {c for c in range(sys.maxunicode + 1) if unicodedata.category(chr(c)) in ("Cc", "Zl", "Zp")}
+    assert set(_BREAKS) == expected
+    assert normalise_space("a\x85b\u2028c\u2029d\x00e\x7f\tf\u00a0g") == "a b c d e f g"
