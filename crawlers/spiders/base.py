@@ -1,8 +1,9 @@
 """What every mmpipe spider shares: image fetching (once per URL), row emission, drop/error counting, limits.
 
 Subclasses discover pages and turn each into a `PageCtx` plus `ImageRef`s (from a page object), then hand them
-to `dispatch`, which yields the image requests still needed.  Rows go straight to the `RawWriter` (no item
-pipeline hop per row: the crawl is I/O-bound and per-item overhead shows at thousands of images per second).
+to `dispatch`, which starts the image downloads still needed (straight to the downloader, `imagefetch.py`).
+Rows go straight to the `RawWriter` (no item pipeline hop per row: the crawl is I/O-bound and per-item overhead
+shows at thousands of images per second).
 """
 
 from __future__ import annotations
