@@ -58,7 +58,8 @@ class MMSpider(DirectImageFetch, scrapy.Spider):
         self.blocklist = Blocklist.load(config.blocklist) if config.blocklist else Blocklist()
         self.cache = ImageCache(config.image_cache_bytes)
         self.waiting: dict[str, list[tuple[PageCtx, ImageRef]]] = {}  # image URL -> pairs waiting for it
-        self.fetching: set = set()  # Deferreds of the image downloads in flight
+        self.fetching: set[str] = set()  # image URLs whose download or its handling is not finished
+        self.fetches: set = set()  # their Deferreds, held: the event loop holds tasks weakly
         self.dropped_images: dict[str, str] = {}
         self.pages_scheduled = 0
         self.images_requested = 0

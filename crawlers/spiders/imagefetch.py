@@ -19,14 +19,16 @@ logger = logging.getLogger(__name__)
 
 
 class DirectImageFetch:
-    """Mixed into `MMSpider`, whose ``waiting`` / ``fetching`` / ``parse_image`` / ``image_error`` it uses."""
+    """Mixed into `MMSpider`, whose ``waiting`` / ``fetching`` / ``fetches`` / ``parse_image`` / ``image_error`` it
+    uses."""
 
     def _fetch_image(self, url: str, *, page_url: str) -> None:
         request = Request(url, dont_filter=True, headers=self._referer(page_url, url),
                           meta={"download_maxsize": self.config.max_image_bytes, "mm_image": url, "mm_kind": "image"})
+        self.fetching.add(url)
         fetch = deferred_from_coro(self._image(request))
-        self.fetching.add(fetch)  # the event loop holds tasks weakly
-        fetch.addBoth(lambda _: self.fetching.discard(fetch))
+        self.fetches.add(fetch)  # the event loop holds tasks weakly
+        fetch.addBoth(lambda _: self.fetches.discard(fetch))
 
     def _referer(self, page_url: str, url: str) -> dict[str, str]:
         """What Scrapy's RefererMiddleware would send for a request made from the page (never https -> http)."""
@@ -35,17 +37,32 @@ class DirectImageFetch:
         return {"Referer": page_url.split("#", 1)[0]}
 
     async def _image(self, request: Request) -> None:
+        url = request.meta["mm_image"]
         engine = self.crawler.engine
-        if engine is None or engine.spider is None:  # closed meanwhile: the page stays unfinished, for the next run
-            self.waiting.pop(request.meta["mm_image"], None)
-            return
         try:
+            if engine is None or engine.spider is None:  # closed meanwhile: the page stays unfinished for next run
+                self.waiting.pop(url, None)
+                return
             try:
                 response = await engine.download_async(request)
             except Exception as exc:  # noqa: BLE001 - every failure resolves the image (error row or drop)
-                self.image_error(request.meta["mm_image"], exc)
+                self.image_error(url, exc)
             else:
                 self.parse_image(response)
         except Exception:  # a bug of ours: logged and counted like a failing Scrapy callback, never silent
             self.count("spider_exceptions")
             logger.exception("handling image %s failed", request.url)
+        finally:
+            self.fetching.discard(url)
+            if not self.fetching:
+                self._engine_may_idle(engine)
+
+    @staticmethod
+    def _engine_may_idle(engine) -> None:
+        """The last image is handled: let the engine look for idleness now.  An idle check that ran between the
+        download's end and its handling found `fetching` non-empty and kept the spider open (`MMSpider._on_idle`);
+        without this nudge the engine would only look again at its 5-s heartbeat.  (Scrapy's engine nudges itself
+        the same way after each download; there is no public call for it.)"""
+        slot = getattr(engine, "_slot", None)
+        if slot is not None and getattr(slot, "nextcall", None) is not None:
+            slot.nextcall.schedule()
