@@ -10,7 +10,8 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -38,16 +39,24 @@ def _publish(tmp: Path, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+@contextmanager
+def _replacing(path: str | Path) -> Iterator[Path]:
+    """A temporary path beside ``path``; published over ``path`` when the block ends without error, removed
+    either way."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_path(path)
     try:
-        tmp.write_bytes(data)
+        yield tmp
         _publish(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-    return path
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    with _replacing(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
 
 
 def atomic_write_json(path: str | Path, obj: Any) -> Path:
@@ -57,15 +66,9 @@ def atomic_write_json(path: str | Path, obj: Any) -> Path:
 
 def atomic_write_parquet(path: str | Path, table: pa.Table, *, row_group_size: int | None = None,
                          compression: str = "zstd", **kwargs: Any) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_path(path)
-    try:
+    with _replacing(path) as tmp:
         pq.write_table(table, tmp, row_group_size=row_group_size, compression=compression, **kwargs)
-        _publish(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return Path(path)
 
 
 def atomic_write_parquet_chunks(path: str | Path, schema: pa.Schema, chunks: Iterable[pa.Table], *,
@@ -73,17 +76,10 @@ def atomic_write_parquet_chunks(path: str | Path, schema: pa.Schema, chunks: Ite
     """Like `atomic_write_parquet`, one row group per chunk, built as it is written: a file of large values
     (images) is never held, or allocated, whole; fresh 100 MB buffers per file cost more in page faults than the
     copying itself."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_path(path)
-    try:
-        with pq.ParquetWriter(tmp, schema, compression=compression, **kwargs) as writer:
-            for chunk in chunks:
-                writer.write_table(chunk, row_group_size=max(1, chunk.num_rows))
-        _publish(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    with _replacing(path) as tmp, pq.ParquetWriter(tmp, schema, compression=compression, **kwargs) as writer:
+        for chunk in chunks:
+            writer.write_table(chunk, row_group_size=max(1, chunk.num_rows))
+    return Path(path)
 
 
 def file_sha256(path: str | Path, *, chunk: int = 1 << 20) -> str:
