@@ -166,7 +166,7 @@ def run_baseline(raw: Path) -> tuple[float, float]:
     n = table.num_rows
     result = dedup(DedupInput(
         keys=np.asarray(table.column("key").to_pylist(), str), phash=table.column("phash").to_numpy(),
-        pixel_hash=pix, pixels=np.asarray(table.column("original_width").to_numpy(), np.int64)
+        exact=pix, pixels=np.asarray(table.column("original_width").to_numpy(), np.int64)
         * table.column("original_height").to_numpy(), caption_rank=table.column("caption_rank").to_numpy(),
         published=time_ns(table.column("published_at").to_numpy()), crawled=time_ns(
             table.column("crawled_at").to_numpy()), old=np.zeros(n, bool), old_cluster=np.full(n, "", object)))
@@ -187,7 +187,7 @@ def bench_dedup(n: int = 1_000_000, threshold: int = 4) -> dict:
         flips |= np.uint64(1) << rng.integers(0, 64, len(dst)).astype(np.uint64)
     hashes[dst] = hashes[src] ^ flips
     keys = np.char.mod("%032x", np.arange(n))
-    x = DedupInput(keys=keys, phash=hashes, pixel_hash=np.stack([np.arange(n), np.zeros(n)], 1).astype(np.uint64),
+    x = DedupInput(keys=keys, phash=hashes, exact=np.stack([np.arange(n), np.zeros(n)], 1).astype(np.uint64),
                    pixels=rng.integers(1, 10**7, n), caption_rank=rng.integers(0, 8, n),
                    published=rng.integers(0, 10**15, n), crawled=rng.integers(0, 10**15, n),
                    old=np.zeros(n, bool), old_cluster=np.full(n, "", object))

@@ -117,9 +117,8 @@ def exact_key(sha256_hex) -> np.ndarray:
 
     The stored JPEG is a deterministic encoding of the normalised pixels, so equal pixels give equal bytes; the key
     is derived, never stored, so it cannot disagree with the `sha256` column it comes from."""
-    hexes = [h.decode() if isinstance(h, bytes) else h for h in sha256_hex]
-    raw = bytes.fromhex("".join(h[:32] for h in hexes))
-    return np.frombuffer(raw, dtype=">u8").astype(np.uint64).reshape(-1, 2)
+    heads = np.asarray(sha256_hex, dtype="S64").astype("S32")  # the first 32 hex digits of each
+    return np.frombuffer(bytes.fromhex(heads.tobytes().decode()), dtype=">u8").astype(np.uint64).reshape(-1, 2)
 
 
 @dataclass
@@ -128,7 +127,7 @@ class DedupInput:
 
     keys: np.ndarray  # str
     phash: np.ndarray  # uint64
-    pixel_hash: np.ndarray  # (n, 2) uint64: the exact-duplicate key, `exact_key(sha256)`
+    exact: np.ndarray  # (n, 2) uint64: the exact-duplicate key, `exact_key(sha256)`
     pixels: np.ndarray  # int64, original_width * original_height
     caption_rank: np.ndarray  # int64, index in CAPTION_PREFERENCE
     published: np.ndarray  # int64 (ns), NULL_TIME for null
@@ -161,7 +160,7 @@ def dedup(x: DedupInput, *, threshold: int = 4) -> DedupResult:
     key_order = np.argsort(x.keys, kind="stable")  # one string sort serves the key edges and the tie-break
     key_rank = np.empty(n, np.int64)
     key_rank[key_order] = np.arange(n)
-    exact_edges = [_run_edges(x.keys[key_order], key_order), group_edges(x.pixel_hash)]
+    exact_edges = [_run_edges(x.keys[key_order], key_order), group_edges(x.exact)]
     phash_order = np.argsort(x.phash, kind="stable")
     sorted_phash = x.phash[phash_order]
     fresh = np.ones(n, bool)

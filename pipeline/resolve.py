@@ -55,7 +55,7 @@ def _dedup_input(new: dict[str, np.ndarray], old: dict[str, np.ndarray]) -> Dedu
     return DedupInput(
         keys=np.concatenate([new["keys"], old["keys"]]).astype(str),
         phash=np.concatenate([new["phash"], old["phash"]]).astype(np.uint64),
-        pixel_hash=exact_key(np.concatenate([new["sha256"], old["sha256"]]).tolist()),
+        exact=exact_key(np.concatenate([new["sha256"], old["sha256"]])),
         pixels=np.concatenate([new["pixels"], zeros]),
         caption_rank=np.concatenate([new["caption_rank"], zeros]),
         published=np.concatenate([new["published"], zeros]),

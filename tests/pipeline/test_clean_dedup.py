@@ -108,7 +108,7 @@ def _input(rows: list[dict]) -> DedupInput:
 
     return DedupInput(
         keys=col("key", "", str), phash=col("phash", 0, np.uint64),
-        pixel_hash=np.array([[r.get("pix", i), 0] for i, r in enumerate(rows)], dtype=np.uint64),
+        exact=np.array([[r.get("pix", i), 0] for i, r in enumerate(rows)], dtype=np.uint64),
         pixels=col("pixels", 100, np.int64), caption_rank=col("rank", 0, np.int64),
         published=col("published", 0, np.int64), crawled=col("crawled", 0, np.int64),
         old=col("old", False, bool), old_cluster=col("cluster", "", object),
