@@ -10,13 +10,34 @@ import re
 from functools import lru_cache
 from urllib.parse import urljoin, urlsplit
 
-from lxml.html import HtmlElement
+from lxml.etree import _Element as Element
 
 _LAZY_SRC = ("data-src", "data-lazy-src", "data-original", "data-lazy", "data-url", "data-hi-res-src", "datasrc",
              "data-full-src", "data-orig-file", "data-large-file")
 _LAZY_SRCSET = ("data-srcset", "data-lazy-srcset")
-_PLACEHOLDER_SRC = re.compile(r"^data:|(?:^|/)(?:blank|spacer|pixel|transparent|placeholder|grey|gray|loading|"
-                              r"lazy|1x1|clear)[\w-]*\.(?:gif|png|jpg|svg)(?:$|\?)", re.IGNORECASE)
+
+
+class _Words:
+    """A case-insensitive pattern every match of which contains one of `words` (lower case): an ASCII text
+    that contains none of them is answered by substring tests, without the pattern's search over every
+    position (most image URLs and attributes match no chrome pattern, and these searches dominated extraction).
+    Other texts go to the pattern, whose case folding covers more than ASCII."""
+
+    def __init__(self, words: tuple[str, ...], template: str = "{}", *, also: tuple[str, ...] = ()):
+        self.pattern = re.compile(template.format("|".join(map(re.escape, words))), re.IGNORECASE)
+        self.words = words + also  # `also`: the literals of the template's other alternatives
+
+    def search(self, text: str) -> re.Match | None:
+        if text.isascii():
+            low = text.lower()
+            if not any(word in low for word in self.words):
+                return None
+        return self.pattern.search(text)
+
+
+_PLACEHOLDER_SRC = _Words(("blank", "spacer", "pixel", "transparent", "placeholder", "grey", "gray", "loading",
+                           "lazy", "1x1", "clear"),
+                          r"^data:|(?:^|/)(?:{})[\w-]*\.(?:gif|png|jpg|svg)(?:$|\?)", also=("data:",))
 # class/id words of the image or its near ancestors that mark chrome rather than content
 _CHROME = re.compile(r"(?:^|[\W_])(?:logo|logos|icon|icons|favicon|avatar|avatars|sprite|badge|emoji|emoticon|"
                      r"pixel|tracking|tracker|spacer|beacon|gravatar|profile-pic|author-photo|byline|headshot|"
@@ -24,17 +45,20 @@ _CHROME = re.compile(r"(?:^|[\W_])(?:logo|logos|icon|icons|favicon|avatar|avatar
                      r"share|sharing|social|related|recommended|outbrain|taboola|teaser|comments?|"
                      r"rating|loader|spinner)(?:$|[\W_\d])", re.IGNORECASE)
 # file-name words: narrower, because photo slugs contain ordinary words ("star-wars.jpg")
-_CHROME_FILE = re.compile(r"(?:^|[\W_])(?:logo|icon|favicon|avatar|sprite|pixel|spacer|blank|badge|emoji|"
-                          r"gravatar|1x1|tracking|beacon|placeholder|author|headshot)(?:$|[\W_\d])", re.IGNORECASE)
-_CHROME_HOSTS = re.compile(r"(?:doubleclick\.net|googlesyndication\.com|google-analytics\.com|facebook\.com/tr|"
-                           r"scorecardresearch\.com|quantserve\.com|pixel\.|adservice\.|amazon-adsystem\.com|"
-                           r"gravatar\.com|outbrain\.com|taboola\.com|feedburner\.com/~r|feeds\.feedburner\.com/~ff|stats\.wp\.com)",
-                           re.IGNORECASE)
-_CHROME_DIR = re.compile(r"/(?:icons?|logos?|ads?|adverts?|avatars?|sprites?|badges?|emojis?|pixels?|"
-                         r"tracking|banners?)/", re.IGNORECASE)
-_NON_PHOTO_EXT = re.compile(r"\.(?:svg|ico|cur)(?:$|[?#])", re.IGNORECASE)
+_CHROME_FILE = _Words(("logo", "icon", "favicon", "avatar", "sprite", "pixel", "spacer", "blank", "badge", "emoji",
+                       "gravatar", "1x1", "tracking", "beacon", "placeholder", "author", "headshot"),
+                      r"(?:^|[\W_])(?:{})(?:$|[\W_\d])")
+_CHROME_HOSTS = _Words(("doubleclick.net", "googlesyndication.com", "google-analytics.com", "facebook.com/tr",
+                        "scorecardresearch.com", "quantserve.com", "pixel.", "adservice.", "amazon-adsystem.com",
+                        "gravatar.com", "outbrain.com", "taboola.com", "feedburner.com/~r", "feeds.feedburner.com/~ff",
+                        "stats.wp.com"))
+_CHROME_DIR = _Words(tuple(f"/{w}/" for w in ("icon", "icons", "logo", "logos", "ad", "ads", "advert", "adverts",
+                                               "avatar", "avatars", "sprite", "sprites", "badge", "badges", "emoji",
+                                               "emojis", "pixel", "pixels", "tracking", "banner", "banners")))
+_NON_PHOTO_EXT = _Words((".svg", ".ico", ".cur"), r"(?:{})(?:$|[?#])")
 _SRCSETS = _LAZY_SRCSET + ("srcset",)
 _ABSOLUTE = re.compile(r"https?://[^/\s#?]")
+_SIDE = re.compile(r"\s*(\d+)(?:px)?\s*$")
 MIN_SIDE = 50  # px: declared width or height below this is chrome (icons, dividers, pixels)
 
 
@@ -69,11 +93,11 @@ def _best_of_srcset(value: str | None) -> tuple[str | None, float]:
     return url, size
 
 
-def _attr(el: HtmlElement, name: str) -> str:
+def _attr(el: Element, name: str) -> str:
     return (el.get(name) or "").strip()
 
 
-def best_image_url(img: HtmlElement, base_url: str) -> str | None:
+def best_image_url(img: Element, base_url: str) -> str | None:
     """The largest candidate of an `<img>` (and its `<picture>` sources), absolute; None for placeholders only."""
     attrib = img.attrib
     candidates: list[tuple[float, str]] = []
@@ -117,12 +141,12 @@ def absolute_url(url: str | None, base_url: str) -> str | None:
     if not url:
         return None
     url = url.strip()
-    if _ABSOLUTE.match(url):  # the common case, without urljoin's parsing
+    if _ABSOLUTE.match(url) and _plain(url):  # the common case, without urljoin's parsing
         cut = url.find("#")
         return url if cut < 0 else url[:cut]
     if url.startswith("data:") or url.startswith("javascript:"):
         return None
-    if url.startswith("/") and not url.startswith("//") and "/." not in url and "\\" not in url:
+    if url.startswith("/") and not url.startswith("//") and "/." not in url and "\\" not in url and _plain(url):
         origin = _origin(base_url)  # a root-relative path, the common case, without urljoin's parsing
         if origin:
             cut = url.find("#")
@@ -137,6 +161,12 @@ def absolute_url(url: str | None, base_url: str) -> str | None:
     return absolute.split("#", 1)[0]
 
 
+def _plain(url: str) -> bool:
+    """ASCII without brackets: a URL that `urlsplit` cannot reject (it refuses a malformed `[IPv6]` host and a
+    non-ASCII host that normalises to a delimiter), so the fast paths may skip it."""
+    return url.isascii() and "[" not in url and "]" not in url
+
+
 @lru_cache(maxsize=1024)
 def _origin(base_url: str) -> str | None:
     """`scheme://netloc` of an http(s) base URL; None for anything else (urljoin decides those)."""
@@ -148,11 +178,11 @@ def _origin(base_url: str) -> str | None:
 
 
 def _declared_side(value: str) -> int | None:
-    m = re.match(r"\s*(\d+)(?:px)?\s*$", value or "")
+    m = _SIDE.match(value) if value else None
     return int(m.group(1)) if m else None
 
 
-def is_chrome(img: HtmlElement, url: str, seen: dict | None = None) -> bool:
+def is_chrome(img: Element, url: str, seen: dict | None = None) -> bool:
     """Logos, icons, avatars, tracking pixels, ads and decorative images: never a content photo.
 
     `seen` caches the verdict on ancestors across the images of one page (they share most ancestors)."""
@@ -191,7 +221,23 @@ def is_chrome_url(url: str) -> bool:
 
 
 def _file_name(url: str) -> str:
-    path = urlsplit(url).path
+    path = _path(url)
     if _CHROME_DIR.search(path):
         return "icon"  # a chrome directory marks every file in it
     return path.rsplit("/", 1)[-1]
+
+
+def _path(url: str) -> str:
+    """`urlsplit(url).path` of an http(s) URL; without urlsplit's general parsing in the common case, and ""
+    for a URL urlsplit rejects."""
+    scheme_end = url.find("://")
+    if 0 < scheme_end <= 5 and url.isascii() and url.isprintable() and url[:scheme_end].lower() in ("http", "https"):
+        rest = url[scheme_end + 3:]
+        start = min((i for i in (rest.find("/"), rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
+        if "[" not in rest[:start] and "]" not in rest[:start]:
+            end = min((i for i in (rest.find("?", start), rest.find("#", start)) if i >= 0), default=len(rest))
+            return rest[start:end] if rest[start:start + 1] == "/" else ""
+    try:
+        return urlsplit(url).path
+    except ValueError:
+        return ""

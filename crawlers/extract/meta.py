@@ -8,7 +8,7 @@ import warnings
 from datetime import datetime, timezone
 
 from dateutil import parser as dateparser
-from lxml.html import HtmlElement
+from lxml.etree import _Element as Element
 
 from crawlers.extract.text import clean_text
 
@@ -43,7 +43,7 @@ def parse_date(value: str | None) -> datetime | None:
         return None
 
 
-def meta_tags(doc: HtmlElement) -> list[tuple[str, str]]:
+def meta_tags(doc: Element) -> list[tuple[str, str]]:
     """(key, content) of every `<meta>` in document order; key = property or name, lower case."""
     out = []
     for m in doc.iter("meta"):
@@ -93,7 +93,7 @@ def robots_directives(tags: list[tuple[str, str]], *, agent: str = "mmpipe") -> 
     return frozenset(out)
 
 
-def json_ld(doc: HtmlElement) -> list[dict]:
+def json_ld(doc: Element) -> list[dict]:
     """Every JSON-LD object on the page, flattened out of lists and `@graph`; broken blocks are skipped."""
     out: list[dict] = []
     for script in doc.iter("script"):

@@ -209,3 +209,52 @@ def test_credit_prefilter_never_changes_a_split(monkeypatch):
     monkeypatch.setattr(T, "_may_match", lambda text: (T._PAREN, T._LABELLED, T._COPYRIGHT, T._AGENCY_TAIL))
     assert fast == [T.split_credit(t) for t in texts]
     assert sum(credit is not None for _, credit in fast) > len(names) * 3, "the corpus must exercise the patterns"
+
+
+def test_chrome_word_gates_agree_with_their_patterns():
+    """Each chrome/placeholder pattern is asked only when its words occur in an ASCII text; on every text the gated
+    answer must be the pattern's own, for ASCII and non-ASCII texts (where case folding is the pattern's)."""
+    from crawlers.extract import images as I
+
+    rng = random.Random(11)
+    pieces = ["logo", "LoGo", "icon", "/ads/", "/Ad/", "ad", "Pixel.", "data:", "1x1", "blank", "x.GIF", "a.svg",
+              ".ICO", "?", "#", "/", "-", "_", "3", "author", "lazy.png", "doubleclick.net", "FACEBOOK.com/tr",
+              "feeds.feedburner.com/~ff", "\u212a", "\u017f", "\u0130", "\u00e9", "spacer", "ba\u0131dge"]
+    gates = [I._PLACEHOLDER_SRC, I._CHROME_FILE, I._CHROME_HOSTS, I._CHROME_DIR, I._NON_PHOTO_EXT]
+    hits = 0
+    for _ in range(20000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 6)))
+        for gate in gates:
+            expected = gate.pattern.search(text)
+            assert bool(gate.search(text)) == bool(expected), (gate.pattern.pattern, text)
+            hits += bool(expected)
+    assert hits > 10000, "the corpus must exercise the patterns"
+
+
+def test_url_path_fast_path_agrees_with_urlsplit():
+    from urllib.parse import urlsplit
+
+    from crawlers.extract.images import _path
+
+    rng = random.Random(5)
+    alphabet = "ab/?#:[]%.-_ Hh\t\u00e9"
+    urls = ["http://a.com/x/y.jpg?q=1#f", "https://a.com", "https://a.com?x", "http://a.com#/x", "HTTP://A.com/P",
+            "http://[::1]/x.jpg", "http://[::1/x", "https://u@h:80/p;q?x#y", "http:///x", "http://?/x"]
+    urls += [rng.choice(["http://", "https://", "HttpS://", "ftp://", "", "http:/"])
+             + "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12))) for _ in range(20000)]
+    for url in urls:
+        try:
+            expected = urlsplit(url).path
+        except ValueError:
+            expected = ""
+        assert _path(url) == expected, url
+
+
+def test_malformed_image_urls_are_skipped_not_raised():
+    """A bracketed host urlsplit rejects ("http://[oops/x.jpg") used to escape extraction as a ValueError, failing
+    the whole page; now that image is skipped and the page's other images are kept."""
+    body = (b"<html><body><article><figure><img src='http://[oops/x.jpg'><figcaption>Bad</figcaption></figure>"
+            b"<img src='http://[::1]/ok.jpg' alt='Fine'><img src='https://ex\xc3\xa4mple.com/p.jpg' alt='IDN'>"
+            b"</article><meta property='og:image' content='https://[x/og.jpg'></body></html>")
+    page = extract_article("https://example.org/a.html", body)
+    assert [ref.url for ref in page.images] == ["http://[::1]/ok.jpg", "https://ex\u00e4mple.com/p.jpg"]
