@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import io
 import re
+from collections.abc import Callable
 
 import lxml.html
 from lxml import etree
@@ -182,9 +183,29 @@ def _text(el, tag: str) -> str | None:
     return text.strip() if text and text.strip() else None
 
 
-def parse_sitemap(url: str, body: bytes) -> SitemapPage:
+def _texts(el, tags: tuple[str, ...]) -> list[str | None]:
+    """`_text(el, tag)` for each tag, in one pass over the children (a sitemap has ~10 per URL and up to 50,000
+    URLs; a `find` per field parses its path again each time)."""
+    found: list = [None] * len(tags)
+    for child in el:
+        try:
+            i = tags.index(child.tag)
+        except ValueError:
+            continue
+        if found[i] is None:
+            found[i] = child
+    return [text.strip() or None if (text := c.text if c is not None else None) else None for c in found]
+
+
+_URL_FIELDS = (f"{_SM}loc", f"{_SM}lastmod")
+_IMAGE_FIELDS = (f"{_IMG}loc", f"{_IMG}caption", f"{_IMG}title")
+
+
+def parse_sitemap(url: str, body: bytes, *, keep: Callable[[str], bool] | None = None) -> SitemapPage:
     """Child sitemaps of an index, or the `<url>` entries of a urlset (news title/date, image captions).
 
+    `keep`: which articles to read in full; the others come back as bare links (a crawl split over processes
+    reads the captions of its own share only, and still knows every listed article for what it is).
     Sitemaps list up to 50,000 URLs, so the usual namespaces are looked up directly; a sitemap written without
     (or with other) namespaces takes the slower namespace-agnostic path."""
     page = SitemapPage()
@@ -192,25 +213,28 @@ def parse_sitemap(url: str, body: bytes) -> SitemapPage:
     if root is None:
         return page
     if not (isinstance(root.tag, str) and root.tag.startswith(_SM)):
-        return _parse_sitemap_any_ns(url, root)
+        return _parse_sitemap_any_ns(url, root, keep)
     if root.tag == f"{_SM}sitemapindex":
         page.sitemaps = [loc for loc in (absolute_url(_text(sm, f"{_SM}loc"), url)
                                          for sm in root.iterchildren(f"{_SM}sitemap")) if loc]
         return page
     for u in root.iterchildren(f"{_SM}url"):
-        loc = absolute_url(_text(u, f"{_SM}loc"), url)
+        loc, lastmod = _texts(u, _URL_FIELDS)
+        loc = absolute_url(loc, url)
         if not loc:
             continue
         entry = FeedEntry(link=loc)
+        page.entries.append(entry)
+        if keep is not None and not keep(loc):
+            continue
         news = u.find(f"{_NEWS}news")
         if news is not None:
             entry.title = clean_text(_text(news, f"{_NEWS}title")) or None
             entry.published_at = parse_date(_text(news, f"{_NEWS}publication_date"))
-        entry.published_at = entry.published_at or parse_date(_text(u, f"{_SM}lastmod"))
+        entry.published_at = entry.published_at or parse_date(lastmod)
         for image in u.iterchildren(f"{_IMG}image"):
-            _sitemap_image(entry, loc, _text(image, f"{_IMG}loc"),
-                           _text(image, f"{_IMG}caption") or _text(image, f"{_IMG}title"))
-        page.entries.append(entry)
+            image_loc, caption, title = _texts(image, _IMAGE_FIELDS)
+            _sitemap_image(entry, loc, image_loc, caption or title)
     return page
 
 
@@ -223,7 +247,7 @@ def _sitemap_image(entry: FeedEntry, page_url: str, loc: str | None, caption: st
     entry.images.append(ref)
 
 
-def _parse_sitemap_any_ns(url: str, root) -> SitemapPage:
+def _parse_sitemap_any_ns(url: str, root, keep: Callable[[str], bool] | None) -> SitemapPage:
     page = SitemapPage()
     if _local(root) == "sitemapindex":
         for sm in _children(root, "sitemap"):
@@ -234,6 +258,9 @@ def _parse_sitemap_any_ns(url: str, root) -> SitemapPage:
     for u in _children(root, "url"):
         loc = absolute_url(_child_text(u, "loc"), url)
         if not loc:
+            continue
+        if keep is not None and not keep(loc):
+            page.entries.append(FeedEntry(link=loc))
             continue
         entry = FeedEntry(link=loc, published_at=parse_date(_child_text(u, "lastmod")))
         for news in _children(u, "news"):

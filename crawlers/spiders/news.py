@@ -89,7 +89,7 @@ class NewsSpider(MMSpider):
     def parse_sitemap(self, response: Response):
         if not self.page_status_ok(response):
             return
-        page = parse_sitemap(response.url, response.body)
+        page = parse_sitemap(response.url, response.body, keep=self.owns if self.shards > 1 else None)
         for url in page.sitemaps:
             yield self._discovery(url, self.parse_sitemap)
         for entry in page.entries:

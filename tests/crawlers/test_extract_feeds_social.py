@@ -188,3 +188,22 @@ def test_credit_separation(text, credit):
     assert find_credit(text) == credit
     caption, _ = split_credit(text)
     assert caption and credit not in caption if credit else caption == text
+
+
+def test_sitemap_keep_reads_only_the_kept_articles_in_full():
+    """A crawl split over processes reads the captions of its own articles only; the others stay known as links."""
+    urls = "".join(f"<url><loc>https://n.example/a{i}.html</loc><lastmod>2024-05-2{i}</lastmod><image:image>"
+                   f"<image:loc>https://n.example/img/{i}.jpg</image:loc><image:caption>Caption {i}</image:caption>"
+                   f"</image:image></url>" for i in range(4))
+    body = (b'<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9" '
+            b'xmlns:image="http://www.google.com/schemas/sitemap-image/1.1">' + urls.encode() + b"</urlset>")
+    full = parse_sitemap("https://n.example/s.xml", body).entries
+    odd = ("a1.html", "a3.html")
+    part = parse_sitemap("https://n.example/s.xml", body, keep=lambda url: url.endswith(odd)).entries
+    assert [e.link for e in part] == [e.link for e in full]
+    assert [repr(e) for e in part[1::2]] == [repr(e) for e in full[1::2]]
+    assert all(not e.images and e.published_at is None for e in part[0::2])
+    assert full[0].images[0].candidates == [("Caption 0", "feed")]
+    no_ns = body.replace(b' xmlns="http://www.sitemaps.org/schemas/sitemap/0.9"', b"")
+    part = parse_sitemap("https://n.example/s.xml", no_ns, keep=lambda url: url.endswith("a1.html")).entries
+    assert [bool(e.images) for e in part] == [False, True, False, False]
