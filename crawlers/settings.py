@@ -5,10 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from scrapy.settings import default_settings
+
 from crawlers.config import CrawlConfig, SourceConfig
 from crawlers.transport import download_handlers
 
 _MW = "crawlers.middlewares"
+_TUNNEL_ERROR = "scrapy.core.downloader.handlers.http11.TunnelError"
 
 
 def scrapy_settings(config: CrawlConfig, source: SourceConfig, *, log_file: Path | None = None) -> dict[str, Any]:
@@ -73,6 +76,9 @@ def scrapy_settings(config: CrawlConfig, source: SourceConfig, *, log_file: Path
         # downloads in flight or queued at a max_seconds deadline end by then too
         "DOWNLOAD_HANDLERS": download_handlers(config.transport, deadline=source.max_seconds is not None),
     }
+    if config.transport == "aiohttp":  # only Twisted's client raises TunnelError, and loading it imports that
+        # client and its TLS stack: ~0.1 s of every process's start
+        settings["RETRY_EXCEPTIONS"] = [e for e in default_settings.RETRY_EXCEPTIONS if e != _TUNNEL_ERROR]
     if source.max_seconds is not None:
         settings["CLOSESPIDER_TIMEOUT"] = source.max_seconds
     if log_file is not None:
