@@ -51,6 +51,8 @@ class Blocklist:
             return False
         if url in self.urls:
             return True
+        if not self.domains:  # the common case: asked for every page and image of a crawl
+            return False
         host = _host(url)
         parts = host.split(".")
         return any(".".join(parts[i:]) in self.domains for i in range(len(parts)))
