@@ -14,7 +14,7 @@ import re
 from urllib.parse import urlsplit
 
 from scrapy.exceptions import DontCloseSpider
-from scrapy.http import Request, Response
+from scrapy.http import Request, Response, TextResponse
 from scrapy.utils.sitemap import sitemap_urls_from_robots
 
 from crawlers.extract.article import extract_article
@@ -146,8 +146,10 @@ class NewsSpider(MMSpider):
             return
         depth = response.meta.get("mm_depth", 0)
         follow = self.source.follow_links and depth < self.source.max_depth
-        page = extract_article(response.url, response.body, agent=self.agent, page_text=self.source.page_text,
-                               links=follow)
+        # the decoded text that Scrapy (MetaRefreshMiddleware among others) uses anyway, which also honours the
+        # charset of the Content-Type header, as browsers do; the bytes where Scrapy did not see HTML
+        body = response.text if isinstance(response, TextResponse) else response.body
+        page = extract_article(response.url, body, agent=self.agent, page_text=self.source.page_text, links=follow)
         feed = self.known.get(response.url) or self.known.get(response.request.url)
         is_article = self._is_article(page.url) if self.article_re is not None else page.is_article
         if feed is not None or is_article:

@@ -157,3 +157,21 @@ def test_one_source_split_over_two_processes(local_site, tmp_path):
     assert len({r["id"] for r in rows}) == len(rows) == 12
     assert summary["pages"] == 6 and summary["rows"] == 12 and summary["shard"] == "2 processes"
     assert {f.split("-")[0] for f in summary["files_written"]} == {"local.0of2", "local.1of2"}
+
+
+def test_page_charset_from_the_http_header_wins_over_a_wrong_meta(local_site, tmp_path):
+    """As in browsers, the Content-Type charset beats a contradicting <meta charset>: the spider hands the
+    extractor Scrapy's decoded text, not the bytes (which the extractor alone would decode by the meta)."""
+    site = local_site
+    site.add("/robots.txt", "User-agent: *\nAllow: /\n", "text/plain")
+    page = article_html("Caf\u00e9 society", [("/img/cafe.jpg", "Caf\u00e9 de la Paix at noon")])
+    page = page.replace("<head>", "<head><meta charset='utf-8'>")
+    site.add("/news/a0.html", page.encode("cp1252"), "text/html; charset=windows-1252")
+    site.add("/img/cafe.jpg", jpeg(4), "image/jpeg")
+    site.add("/", "<html><body><a href='/news/a0.html'>a</a></body></html>")
+    config = fast_config([_source(site)], tmp_path / "raw")
+    crawl_source(config, "local")
+    [row] = raw_rows(config.out)
+    assert row["title"] == "Caf\u00e9 society"
+    assert ("Caf\u00e9 de la Paix at noon in the city centre.", "figcaption") in [
+        (c["text"], c["origin"]) for c in row["caption_candidates"]]
