@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import logging
 
-from scrapy.http import Request
 from scrapy.utils.defer import deferred_from_coro
+
+from crawlers.spiders.safeurl import SafeUrlRequest
 
 logger = logging.getLogger(__name__)
 
@@ -23,7 +24,7 @@ class DirectImageFetch:
     uses."""
 
     def _fetch_image(self, url: str, *, page_url: str) -> None:
-        request = Request(url, dont_filter=True, headers=self._referer(page_url, url),
+        request = SafeUrlRequest(url, dont_filter=True, headers=self._referer(page_url, url),
                           meta={"download_maxsize": self.config.max_image_bytes, "mm_image": url, "mm_kind": "image"})
         self.fetching.add(url)
         fetch = deferred_from_coro(self._image(request))
@@ -36,7 +37,7 @@ class DirectImageFetch:
             return {}
         return {"Referer": page_url.split("#", 1)[0]}
 
-    async def _image(self, request: Request) -> None:
+    async def _image(self, request: SafeUrlRequest) -> None:
         url = request.meta["mm_image"]
         engine = self.crawler.engine
         try:

@@ -23,6 +23,7 @@ from crawlers.extract.records import FeedEntry, ImageRef
 from crawlers.extract.text import find_credit
 from crawlers.fetch import OPT_OUT_DIRECTIVES, PageCtx, robots_directives
 from crawlers.spiders.base import DISCOVERY_PRIORITY, PAGE_PRIORITY, MMSpider
+from crawlers.spiders.safeurl import SafeUrlRequest
 from data_schemas import reasons as R
 
 logger = logging.getLogger(__name__)
@@ -135,7 +136,7 @@ class NewsSpider(MMSpider):
     def _page_request(self, url: str, *, depth: int) -> Request | None:
         if not self.page_allowed(url):
             return None
-        return Request(url, callback=self.parse_page, errback=self.page_error, priority=PAGE_PRIORITY,
+        return SafeUrlRequest(url, callback=self.parse_page, errback=self.page_error, priority=PAGE_PRIORITY,
                        meta={"mm_kind": "page", "mm_depth": depth, "download_maxsize": self.config.max_page_bytes})
 
     def parse_page(self, response: Response):
