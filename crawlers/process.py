@@ -71,7 +71,6 @@ def run_source(config: CrawlConfig, name: str, shard: int = 0) -> int:
     return 0
 
 
-
 def _quiet_root_logger(crawler) -> None:
     """Scrapy leaves the root logger at NOTSET and filters in its handler, so every DEBUG message (a "Crawled
     (200)" line per request among them) is built into a record before the handler drops it: ~2% of the CPU of
