@@ -11,6 +11,7 @@ import re
 from urllib.parse import urlsplit
 
 from lxml import etree
+from lxml.etree import _Element as Element
 from w3lib.encoding import html_to_unicode
 
 from crawlers.extract import meta
@@ -29,7 +30,6 @@ _BLOCKS = {"p", "div", "section", "figure", "blockquote", "ul", "ol", "table", "
 # id attributes (only getElementById and XPath id() read it) and no made-up DOCTYPE: a third less parse time.
 _PARSER = etree.HTMLParser(collect_ids=False, default_doctype=False)
 _text_content = etree.XPath("string()", smart_strings=False)  # what lxml.html's text_content() runs
-Element = etree._Element
 
 
 def parse_html(body: bytes | str) -> Element | None:

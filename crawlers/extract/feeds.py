@@ -178,9 +178,13 @@ _IMG = "{http://www.google.com/schemas/sitemap-image/1.1}"
 
 
 def _text(el, tag: str) -> str | None:
-    found = el.find(tag)
-    text = found.text if found is not None else None
-    return text.strip() if text and text.strip() else None
+    return _stripped(el.find(tag))
+
+
+def _stripped(el) -> str | None:
+    """The element's own text, stripped; None for no element or no text."""
+    text = el.text if el is not None else None
+    return text.strip() or None if text else None
 
 
 def _texts(el, tags: tuple[str, ...]) -> list[str | None]:
@@ -194,7 +198,7 @@ def _texts(el, tags: tuple[str, ...]) -> list[str | None]:
             continue
         if found[i] is None:
             found[i] = child
-    return [text.strip() or None if (text := c.text if c is not None else None) else None for c in found]
+    return [_stripped(c) for c in found]
 
 
 _URL_FIELDS = (f"{_SM}loc", f"{_SM}lastmod")

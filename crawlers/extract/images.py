@@ -231,12 +231,11 @@ def _path(url: str) -> str:
     """`urlsplit(url).path` of an http(s) URL; without urlsplit's general parsing in the common case, and ""
     for a URL urlsplit rejects."""
     scheme_end = url.find("://")
-    if 0 < scheme_end <= 5 and url.isascii() and url.isprintable() and url[:scheme_end].lower() in ("http", "https"):
+    if 0 < scheme_end <= 5 and _plain(url) and url.isprintable() and url[:scheme_end].lower() in ("http", "https"):
         rest = url[scheme_end + 3:]
         start = min((i for i in (rest.find("/"), rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
-        if "[" not in rest[:start] and "]" not in rest[:start]:
-            end = min((i for i in (rest.find("?", start), rest.find("#", start)) if i >= 0), default=len(rest))
-            return rest[start:end] if rest[start:start + 1] == "/" else ""
+        end = min((i for i in (rest.find("?", start), rest.find("#", start)) if i >= 0), default=len(rest))
+        return rest[start:end] if rest[start:start + 1] == "/" else ""
     try:
         return urlsplit(url).path
     except ValueError:

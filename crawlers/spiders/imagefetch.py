@@ -11,6 +11,7 @@ images come first, pages complete (and become resumable) sooner, and memory stay
 from __future__ import annotations
 
 import logging
+from functools import cached_property
 
 from scrapy.utils.defer import deferred_from_coro
 
@@ -31,9 +32,13 @@ class DirectImageFetch:
         self.fetches.add(fetch)  # the event loop holds tasks weakly
         fetch.addBoth(lambda _: self.fetches.discard(fetch))
 
+    @cached_property
+    def _send_referer(self) -> bool:  # read once: settings are frozen while the spider runs
+        return self.settings.getbool("REFERER_ENABLED")
+
     def _referer(self, page_url: str, url: str) -> dict[str, str]:
         """What Scrapy's RefererMiddleware would send for a request made from the page (never https -> http)."""
-        if not self.settings.getbool("REFERER_ENABLED") or (page_url.startswith("https:") and url.startswith("http:")):
+        if not self._send_referer or (page_url.startswith("https:") and url.startswith("http:")):
             return {}
         return {"Referer": page_url.split("#", 1)[0]}
 

@@ -23,7 +23,7 @@ _ALREADY_SAFE = re.compile(rf"https?://{_LABEL}(?:\.{_LABEL})*(?::{_PORT})?(?:/{
 
 class SafeUrlRequest(Request):
     def _set_url(self, url: str) -> None:
-        if type(url) is str and _ALREADY_SAFE.fullmatch(url) and not self._url_is_verbatim():
+        if type(url) is str and _ALREADY_SAFE.fullmatch(url):
             self._url = url
         else:
             super()._set_url(url)
