@@ -27,14 +27,15 @@ import torch  # noqa: E402
 
 from training.config import TrainConfig  # noqa: E402
 from training.data import open_split  # noqa: E402
-from training.loader import Feeder, Position  # noqa: E402
 from training.metrics import read_jsonl  # noqa: E402
 from training.model import build_model, count_params  # noqa: E402
-from training.optim import make_optimizer  # noqa: E402
-from training.stream import Layout, ShardStream  # noqa: E402
+from training.stream import Feeder, Layout, Position, ShardStream  # noqa: E402  # noqa: E402
 from training.synthetic import SyntheticSpec, write_synthetic_clean  # noqa: E402
 from training.tokenizer import train_tokenizer  # noqa: E402
-from training.train import train  # noqa: E402
+from training.train import (
+    make_optimizer,  # noqa: E402
+    train,  # noqa: E402
+)
 
 
 def loader_rate(stream: ShardStream, workers: int, batches: int, rounds: int) -> list[float]:

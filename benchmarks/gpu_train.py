@@ -70,9 +70,10 @@ def model_bench(args, cfg, device, stream) -> dict:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from training.loader import Feeder, Position
+    from training.distributed import autocast, to_device
     from training.model import build_model, count_params
-    from training.optim import autocast, make_optimizer, to_device
+    from training.stream import Feeder, Position
+    from training.train import make_optimizer
 
     torch.manual_seed(0)
     model = build_model(cfg.model, vocab=stream.vocab, image_size=cfg.image_size, max_len=cfg.max_text_len).to(device)

@@ -132,9 +132,13 @@ def evaluate_task(eval_config: Any) -> dict[str, Any]:
     import json
 
     from training.evaluate import evaluate
+    from training.train import train_baseline
 
     log = get_run_logger()
     with stage_errors("evaluate", "The run's checkpoints are intact; re-run with train disabled to evaluate only."):
+        if eval_config.baseline and eval_config.baseline_run is None:
+            log.info("training the seed baseline of %s (once; reused by later evaluations)", eval_config.run)
+            train_baseline(eval_config.run)
         log.info("evaluating %s", eval_config.run)
         path = Path(evaluate(eval_config))
         result = json.loads(path.read_text())

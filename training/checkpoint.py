@@ -1,13 +1,17 @@
-"""Atomic checkpoints: ``checkpoints/step-NNNNNNNN/`` = model.safetensors + state.pt + meta.json.
+"""The checkpoint format: ``checkpoints/step-NNNNNNNN/`` = model.safetensors + state.pt + meta.json, the resume
+state read back from it, and the run's final ``model.safetensors``.
 
 A checkpoint is written into a hidden temporary directory and renamed into place, so a run killed at any instant
 leaves either the complete checkpoint or none; ``latest`` only ever sees complete ones.  Optimizer and loader state
-go through ``torch.save`` and are read back with ``weights_only=True`` (tensors and plain containers only).
+go through ``torch.save`` and are read back with ``weights_only=True`` (tensors and plain containers only).  The
+loader state is (epoch, micro-batches consumed): the batch order is a pure function of the layout, which is saved
+too and must match on resume.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -17,6 +21,12 @@ from typing import Any
 
 import torch
 from safetensors.torch import load_model, save_model
+
+from training.config import ConfigError
+from training.distributed import DistContext
+from training.stream import Layout, Position
+
+log = logging.getLogger("mmpipe.train")
 
 CKPT_DIR = "checkpoints"
 _PREFIX = "step-"
@@ -96,3 +106,52 @@ def load_weights(path: Path, model: torch.nn.Module, *, device: torch.device | s
     if missing or unexpected:
         raise ValueError(f"{path}: weights do not match the model (missing {sorted(missing)[:5]}, "
                          f"unexpected {sorted(unexpected)[:5]}); was it written with another preset?")
+
+
+def _layout_key(layout: Layout) -> dict[str, Any]:
+    return {"world": layout.world, "workers": layout.workers, "batch_size": layout.batch_size, "seed": layout.seed,
+            "buffer": layout.buffer}
+
+
+def checkpoint_state(step: int, pos: Position, optimizer: torch.optim.Optimizer, layout: Layout,
+                     counters: dict[str, float]) -> dict[str, Any]:
+    """What ``state.pt`` holds besides the weights."""
+    return {"step": step, "epoch": pos.epoch, "batch": pos.batch, "optimizer": optimizer.state_dict(),
+            "layout": _layout_key(layout), "counters": counters}
+
+
+def resume_state(run_dir: Path, resume: str | None, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                 layout: Layout, ctx: DistContext) -> tuple[int, Position, dict[str, float]]:
+    """Load the checkpoint named by ``resume`` into model and optimizer -> (step, loader position, counters)."""
+    ckpt = resolve_resume(run_dir, resume)
+    if ckpt is None:
+        if resume and ctx.is_main:
+            log.warning("--resume %s: no checkpoint in %s yet, starting from step 0", resume, run_dir)
+        return 0, Position(), {"samples": 0.0, "corrupt": 0.0}
+    state = load_checkpoint(ckpt, model, device=ctx.device)
+    saved = state["layout"]
+    if saved != _layout_key(layout):
+        raise ConfigError(f"{ckpt}: saved with loader layout {saved}, this run has {_layout_key(layout)}; an exact "
+                          "resume needs the same number of processes, loader workers, batch size, seed and buffer")
+    optimizer.load_state_dict(state["optimizer"])
+    counters = {k: float(v) if ctx.is_main else 0.0 for k, v in state["counters"].items()}
+    if ctx.is_main:
+        log.info("resumed from %s (step %d, epoch %d, batch %d)", ckpt, state["step"], state["epoch"],
+                 state["batch"])
+    return int(state["step"]), Position(int(state["epoch"]), int(state["batch"])), counters
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The plain model under torch.compile and DDP wrappers (their state dicts carry prefixes)."""
+    model = getattr(model, "_orig_mod", model)
+    return getattr(model, "module", model)
+
+
+def write_final_weights(run_dir: Path, model: torch.nn.Module) -> Path:
+    """``<run>/model.safetensors``, written under a temporary name and renamed."""
+    fd, tmp = tempfile.mkstemp(prefix=".model.", suffix=".safetensors", dir=run_dir)
+    os.close(fd)
+    save_model(unwrap(model), tmp)
+    final = Path(run_dir) / "model.safetensors"
+    os.replace(tmp, final)
+    return final

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 PRESET_NAMES = ("tiny", "base", "seed")
+BASELINE_DIR = "baseline"  # <run>/baseline: the `seed` preset trained like the run (training.train.train_baseline)
 
 
 class ConfigError(ValueError):
@@ -187,7 +188,7 @@ class EvalConfig:
     run: Path
     data: Path | None = None  # defaults to the data the run was trained on
     batch_size: int = 64
-    baseline: bool = False  # also evaluate the `seed` baseline (trained into <run>/baseline when missing)
+    baseline: bool = False  # also evaluate the run's `seed` baseline (<run>/baseline; train_baseline makes it)
     baseline_run: Path | None = None
     max_samples: int = 5000  # retrieval is O(N^2); cap the val set
     bootstrap: int = 1000

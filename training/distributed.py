@@ -1,4 +1,5 @@
-"""DDP plumbing: read torchrun's environment, pick the device, start and stop the process group.
+"""Devices and DDP plumbing: read torchrun's environment, pick the device, start and stop the process group, mixed
+precision, and moving batches to the device (shared by training and evaluation).
 
 Single-process runs (no ``WORLD_SIZE`` in the environment) never touch torch.distributed, so the same ``train()``
 works from a notebook, the CLI, or under ``torchrun`` (gloo on CPU, nccl on GPU).
@@ -7,8 +8,10 @@ works from a notebook, the CLI, or under ``torchrun`` (gloo on CPU, nccl on GPU)
 from __future__ import annotations
 
 import os
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -75,3 +78,17 @@ def all_reduce_sum(ctx: DistContext, values: list[float]) -> list[float]:
 def teardown(ctx: DistContext) -> None:
     if ctx.owns_group and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def autocast(device: torch.device, precision: str) -> AbstractContextManager:
+    """bf16 autocast on CUDA by default (no loss scaling needed); fp32 on CPU unless bf16 is asked for."""
+    use_bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
+    if not use_bf16:
+        return nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, torch.Tensor]:
+    """The batch's tensors on ``device``; keys, captions and counters stay behind, so that torch.compile sees
+    only tensors (a list of strings as input would be guarded on, and recompiled for, at every step)."""
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items() if isinstance(v, torch.Tensor)}

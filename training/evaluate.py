@@ -3,15 +3,14 @@
 On the val split: image->text and text->image Recall@1/5/10, and "does the image help?": masked-token accuracy and
 loss with the matched image, a mismatched image and no image, with bootstrap CIs for the differences.  Every content
 token of a val caption is scored once (uniform masks in ``round(1 / mask_prob)`` folds, see masking.mask_folds),
-whatever masking policy the run was trained with, so runs stay comparable.  With
-``baseline`` the `seed` preset is scored the same way (trained into ``<run>/baseline`` with the run's data, steps
-and batch size when it is not there yet), and eval.json gets a side-by-side comparison.
+whatever masking policy the run was trained with, so runs stay comparable.  With ``baseline`` the `seed` baseline
+run (``<run>/baseline``, made by ``training.train.train_baseline``) is scored the same way, and eval.json gets a
+side-by-side comparison.  Evaluation never trains: a missing baseline is an error that says how to make it.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,27 +19,30 @@ import torch
 from torch.utils.data import DataLoader
 
 from data_schemas import atomic_write_json
-from training.checkpoint import latest_checkpoint, list_checkpoints, load_weights
-from training.config import EvalConfig, TrainConfig
+from training.checkpoint import latest_checkpoint, load_weights
+from training.config import BASELINE_DIR, EvalConfig, TrainConfig
 from training.data import open_split
-from training.distributed import pick_device
+from training.distributed import autocast, pick_device, to_device
 from training.eval_metrics import mlm_summary, retrieval
 from training.eval_scoring import CONDITIONS, score_batch
 from training.masking import mask_folds
 from training.model import build_model, count_params
-from training.optim import autocast, to_device
 from training.stream import Layout, ShardStream
 from training.tokenizer import load_tokenizer
 
 log = logging.getLogger("mmpipe.eval")
 EVAL_NAME = "eval.json"
+EVAL_MASK_TAG = 7004  # keeps the evaluation masks' random stream apart from the training streams (stream.py)
 
 
 def evaluate(config: EvalConfig) -> Path:
     run = Path(config.run)
     result: dict[str, Any] = {"run": str(run), "model": evaluate_run(run, config)}
     if config.baseline or config.baseline_run:
-        base = Path(config.baseline_run) if config.baseline_run else ensure_baseline(run)
+        base = Path(config.baseline_run) if config.baseline_run else run / BASELINE_DIR
+        if not (base / "model.safetensors").exists():
+            raise FileNotFoundError(f"{base}: no trained seed baseline there; `mmpipe eval --run {run} --baseline` "
+                                    "trains it first (training.train.train_baseline)")
         result["baseline"] = evaluate_run(base, config)
         result["comparison"] = compare(result["model"], result["baseline"])
     return atomic_write_json(run / EVAL_NAME, result)
@@ -80,8 +82,8 @@ def evaluate_run(run: Path, config: EvalConfig) -> dict[str, Any]:
         if len(batch["keys"]) < 2:  # a mismatched image needs a second sample
             continue
         folds = [tuple(torch.from_numpy(a).to(device) for a in fold) for fold in mask_folds(
-            batch["ids"].numpy(), batch["valid"].numpy(), np.random.default_rng([config.seed, n_batch, 7004]),
-            prob=cfg.mask_prob)]
+            batch["ids"].numpy(), batch["valid"].numpy(),
+            np.random.default_rng([config.seed, n_batch, EVAL_MASK_TAG]), prob=cfg.mask_prob)]
         with autocast(device, cfg.precision):
             img, txt, scores = score_batch(model, to_device(batch, device), folds)
         imgs.append(img)
@@ -100,22 +102,6 @@ def evaluate_run(run: Path, config: EvalConfig) -> dict[str, Any]:
     return {"preset": cfg.preset, "parameters": count_params(model), "val_samples": n, "corrupt_rows_skipped": corrupt,
             "retrieval": retrieval(np.concatenate(imgs)[:n], np.concatenate(txts)[:n], caps[:n]),
             "mlm": mlm_summary(per_np, loss_name=loss_name, n_boot=config.bootstrap, seed=config.seed)}
-
-
-def ensure_baseline(run: Path) -> Path:
-    """The `seed` baseline of this run: same data, steps, batch size, vocabulary; trained once, then reused."""
-    base = run / "baseline"
-    if (base / "model.safetensors").exists():
-        return base
-    from training.train import train
-
-    cfg = TrainConfig.read_json(run / "config.json")
-    resume = "latest" if list_checkpoints(base) else None  # finish a baseline run that was interrupted
-    seed_cfg = replace(cfg, preset="seed", model=None, out=base, resume=resume, eval_at_end=False, lr=None,
-                       warmup=None, weight_decay=None, image_size=None, compile=False, debug_samples=False,
-                       debug_pause_at_step=None)
-    log.info("training the seed baseline into %s", base)
-    return train(seed_cfg)
 
 
 def compare(model: dict, baseline: dict) -> dict[str, Any]:

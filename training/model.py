@@ -19,8 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from training.config import ModelSpec
-
-IMAGE_MEAN, IMAGE_STD = 0.45, 0.27
+from training.seed_model import SeedModel
+from training.transforms import IMAGE_MEAN, IMAGE_STD
 
 
 class Attention(nn.Module):
@@ -138,8 +138,6 @@ class MMModel(nn.Module):
 
 def build_model(spec: ModelSpec, *, vocab: int, image_size: int, max_len: int, clip_weight: float = 1.0) -> nn.Module:
     if spec.kind == "seed":
-        from training.seed_model import SeedModel
-
         return SeedModel(spec, vocab=vocab)
     return MMModel(spec, vocab=vocab, image_size=image_size, max_len=max_len, clip_weight=clip_weight)
 

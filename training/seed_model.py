@@ -22,8 +22,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from training.config import ModelSpec
-from training.model import IMAGE_MEAN, IMAGE_STD
 from training.tokenizer import SPECIALS
+from training.transforms import IMAGE_MEAN, IMAGE_STD
 
 
 class SeedModel(nn.Module):

@@ -1,4 +1,5 @@
-"""Streaming, resumable dataset over the row groups of CLEAN shards.
+"""Streaming, resumable dataset over the row groups of CLEAN shards, and the main-process ``Feeder`` that runs it
+epoch after epoch and pads DDP ranks so they step together.
 
 Layout of one epoch (all a deterministic function of (seed, epoch) and the layout, never of timing):
   1. The split's row groups ("units") are permuted with the epoch's seed and strided across the
@@ -23,18 +24,30 @@ from __future__ import annotations
 import heapq
 import math
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
-from torch.utils.data import IterableDataset, get_worker_info
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from training.data import READ_COLUMNS, DatasetIndex, Unit
 from training.masking import MaskPolicy, mask_tokens, mask_words, word_layout
-from training.tokenizer import to_arrays
+from training.tokenizer import CLS, MASK, PAD, SEP, to_arrays
 from training.transforms import prepare
+
+# Tags that keep the random streams apart: each generator is seeded with (seed, epoch, [consumer, batch,] TAG), so
+# the unit permutation, a consumer's shuffle buffer and a batch's masks and crops never share draws.
+UNIT_ORDER_TAG = 7001
+SHUFFLE_TAG = 7002
+BATCH_TAG = 7003
+
+
+def ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
 
 
 @dataclass(frozen=True)
@@ -72,7 +85,7 @@ def assign_units(units: tuple[Unit, ...], layout: Layout, epoch: int) -> list[li
     n = layout.consumers
     if len(units_l) < 2 * n:
         units_l = _split_units(units_l, n)
-    order = (np.random.default_rng([layout.seed, epoch, 7001]).permutation(len(units_l)) if layout.shuffle
+    order = (np.random.default_rng([layout.seed, epoch, UNIT_ORDER_TAG]).permutation(len(units_l)) if layout.shuffle
              else np.arange(len(units_l)))
     out: list[list[Unit]] = [[] for _ in range(n)]
     heap = [(0, c) for c in range(n)]  # (rows so far, consumer): ties go to the lowest consumer
@@ -88,7 +101,7 @@ def consumer_order(units: list[Unit], layout: Layout, *, epoch: int, consumer: i
     refs = [(u, r) for u, unit in enumerate(units) for r in range(len(unit))]
     if not layout.shuffle or layout.buffer <= 1 or len(refs) <= 1:
         return refs
-    rng = np.random.default_rng([layout.seed, epoch, consumer, 7002])
+    rng = np.random.default_rng([layout.seed, epoch, consumer, SHUFFLE_TAG])
     size = min(layout.buffer, len(refs))
     buf, out = refs[:size], []
     picks = (rng.random(len(refs) - size) * size).astype(np.int64)
@@ -164,7 +177,7 @@ class ShardStream(IterableDataset):
         for v in range(workers):
             consumer = self.layout.rank * workers + v
             units = assignment[consumer]
-            done = min(max(0, -(-(start - v) // workers)), counts[v])
+            done = min(max(0, ceil_div(start - v, workers)), counts[v])
             entry: dict = {"worker": v, "batches_done": done, "batches": counts[v]}
             if done < counts[v]:
                 u, r = consumer_order(units, self.layout, epoch=epoch, consumer=consumer)[done * bs]
@@ -181,7 +194,7 @@ class ShardStream(IterableDataset):
             raise RuntimeError(f"layout expects {workers} loader worker(s), got {info.num_workers if info else 0}")
         start = resume_item(self.plan(self.epoch)[1], self.position)
         v = ((info.id if info is not None else 0) + start) % workers  # rotation: constant for the whole stream
-        first = max(0, -(-(start - v) // workers))  # this worker's batches before the resume item
+        first = max(0, ceil_div(start - v, workers))  # this worker's batches before the resume item
         epoch = self.epoch
         while self.max_epochs is None or epoch < self.max_epochs:
             yield from self._epoch(epoch, v, first if epoch == self.epoch else 0)
@@ -199,7 +212,7 @@ class ShardStream(IterableDataset):
                 yield {"placeholder": True, "epoch": epoch}
                 continue
             items = [reader.take(ref) for ref in order[s * bs:(s + 1) * bs]]
-            rng = np.random.default_rng([self.layout.seed, epoch, consumer, s, 7003])
+            rng = np.random.default_rng([self.layout.seed, epoch, consumer, s, BATCH_TAG])
             yield self._batch(items, rng, epoch=epoch, worker=v, seq=s)
 
     def _batch(self, items: list[tuple[str, str, bytes]], rng: np.random.Generator, *, epoch: int, worker: int,
@@ -262,3 +275,85 @@ class _RowReader:
         table = table.take(pa.array([unit.rows[r] for r in wanted], type=pa.int64()))
         for r, key, cap, data in zip(wanted, *(table.column(c).to_pylist() for c in READ_COLUMNS), strict=True):
             self.rows[(u, r)] = (key, cap, data)
+
+
+# --- the main-process side: epochs, DataLoader workers, and padding so all DDP ranks step together --------------
+#
+# Padding choice (documented contract): every rank runs ``steps_per_epoch`` micro-batches, the longest rank's real
+# batch count.  A rank that runs out of data first gets *padding* micro-batches: a dummy batch whose loss weight is
+# 0, so it joins every collective (no hang) but contributes zero gradient, and no sample is seen twice.  We pad rather
+# than drop so that every sample is seen exactly once per epoch; the cost is at most one row group's worth of
+# idle micro-batches per rank per epoch.
+
+
+@dataclass
+class Position:
+    epoch: int = 0
+    batch: int = 0  # micro-batches this rank consumed in `epoch` (real and padding)
+
+
+def dummy_batch(image_size: int, max_len: int, *, epoch: int) -> dict[str, Any]:
+    """Two all-grey images and '[CLS] [MASK] [SEP]' captions: exercises every parameter, weight 0."""
+    ids = torch.full((2, max_len), PAD, dtype=torch.long)
+    ids[:, 0], ids[:, 1], ids[:, 2] = CLS, MASK, SEP
+    labels = torch.full_like(ids, -100)
+    labels[:, 1] = CLS  # any valid id: the weight is 0
+    return {"image": torch.full((2, 3, image_size, image_size), 128, dtype=torch.uint8), "ids": ids,
+            "valid": ids != PAD, "mlm_ids": ids.clone(), "labels": labels, "gate": torch.ones(2), "keys": [],
+            "captions": [], "corrupt_keys": [], "epoch": epoch, "worker": -1, "seq": -1, "padding": True}
+
+
+class Feeder:
+    """Yields (position after this batch, batch) forever; a batch with no usable rows becomes a padding batch."""
+
+    def __init__(self, stream: ShardStream, *, num_workers: int, start: Position, pin_memory: bool = False,
+                 max_len: int, prefetch: int = 4):
+        self.stream, self.num_workers, self.start = stream, num_workers, start
+        self.pin_memory, self.max_len, self.prefetch = pin_memory, max_len, prefetch
+
+    def _loader(self) -> DataLoader:
+        kw: dict[str, Any] = {}
+        if self.num_workers:
+            kw = {"prefetch_factor": self.prefetch}
+        return DataLoader(self.stream, batch_size=None, num_workers=self.num_workers, pin_memory=self.pin_memory,
+                          **kw)
+
+    def __iter__(self) -> Iterator[tuple[Position, dict[str, Any]]]:
+        epoch, pos = self.start.epoch, self.start.batch
+        items = None
+        try:
+            while True:
+                real, total = self.stream.rank_batches(epoch), self.stream.steps_per_epoch(epoch)
+                while pos < real:
+                    if items is None:  # started lazily: a rank with no data this epoch needs no workers yet
+                        self.stream.set_start(epoch, pos)
+                        items = iter(self._loader())
+                    batch = next(items)
+                    if batch.get("placeholder"):
+                        continue
+                    if batch["epoch"] != epoch:
+                        raise RuntimeError(f"loader is in epoch {batch['epoch']}, expected {epoch}: the dataset "
+                                           "changed while training; restart the run")
+                    pos += 1
+                    if not batch["keys"]:  # every row of the batch was corrupt
+                        batch = {**dummy_batch(self.stream.image_size, self.max_len, epoch=epoch),
+                                 "corrupt_keys": batch["corrupt_keys"]}
+                    yield Position(epoch, pos), batch
+                while pos < total:
+                    pos += 1
+                    yield Position(epoch, pos), dummy_batch(self.stream.image_size, self.max_len, epoch=epoch)
+                epoch, pos = epoch + 1, 0
+        finally:
+            shutdown = getattr(items, "_shutdown_workers", None)
+            if shutdown is not None:
+                shutdown()
+
+
+def micro_batches_for(stream: ShardStream, epochs: float) -> int:
+    """Micro-batches in `epochs` epochs (a fraction counts that share of the last epoch)."""
+    whole = int(epochs)
+    total = sum(stream.steps_per_epoch(e) for e in range(whole))
+    frac = epochs - whole
+    if frac > 0:
+        total += int(round(frac * stream.steps_per_epoch(whole)))
+    return total

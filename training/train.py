@@ -1,8 +1,13 @@
-"""The training stage's entry function: ``train(TrainConfig) -> run directory``.
+"""The training stage's entry function: ``train(TrainConfig) -> run directory``, read top to bottom.
 
-Runs single-process, or as DDP when started by torchrun (see ``training.launch``).  A run directory holds:
-config.json, tokenizer.json, checkpoints/step-N/, metrics.jsonl + metrics.png, model.safetensors,
-train_summary.json and (with eval_at_end) eval.json.
+One run: resolve the config, start DDP when torchrun started us, index the train split, train (or reload) the
+tokenizer, build the model and the optimizer, resume from a checkpoint, stream batches, step, log, checkpoint,
+then write the final weights and evaluate.  Runs single-process, or as DDP when started by torchrun (see
+``training.launch``).  A run directory holds: config.json, tokenizer.json, checkpoints/step-N/, metrics.jsonl +
+metrics.png, model.safetensors, train_summary.json and (with eval_at_end) eval.json.
+
+The learning rate is a pure function of the step (set on the param groups before each step) rather than a
+scheduler object, so resuming restores it exactly with nothing extra to save.
 """
 
 from __future__ import annotations
@@ -12,40 +17,41 @@ import math
 import os
 import time
 from contextlib import nullcontext
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import torch
+from torch import nn
 from tqdm import tqdm
 
-from training.checkpoint import save_checkpoint
-from training.config import ConfigError, TrainConfig
-from training.data import open_split
-from training.distributed import DistContext, all_reduce_sum, setup, teardown
-from training.loader import Feeder, micro_batches_for
-from training.masking import MaskPolicy
-from training.metrics import METRICS_NAME, JsonlWriter, plot_metrics
-from training.model import build_model, count_params
-from training.optim import autocast, lr_at, make_optimizer, set_lr, to_device
-from training.prepare import (
+from data_schemas import atomic_write_bytes, atomic_write_json
+from training.checkpoint import (
     checkpoint_state,
-    layout_for,
-    prepare_run_dir,
-    prepare_tokenizer,
+    list_checkpoints,
     resume_state,
+    save_checkpoint,
     unwrap,
     write_final_weights,
 )
-from training.stream import ShardStream
+from training.config import BASELINE_DIR, ConfigError, EvalConfig, TrainConfig
+from training.data import DataError, DatasetIndex, open_split, read_captions
+from training.distributed import DistContext, all_reduce_sum, autocast, barrier, setup, teardown, to_device
+from training.masking import MaskPolicy
+from training.metrics import METRICS_NAME, JsonlWriter, plot_metrics
+from training.model import build_model, count_params
+from training.stream import Feeder, Layout, ShardStream, micro_batches_for
+from training.tokenizer import TOKENIZER_NAME, load_tokenizer, train_tokenizer
 
 log = logging.getLogger("mmpipe.train")
+TOKENIZER_SAMPLE = 2_000_000  # captions used to train the BPE (plenty for a caption vocabulary)
 
 
 def train(config: TrainConfig) -> Path:
     cfg = config.resolved()
     ctx = setup(cfg.device)
     try:
-        trainer = Trainer(cfg, ctx)
-        trainer.run()
+        Trainer(cfg, ctx).run()
     finally:
         teardown(ctx)
     if ctx.is_main and cfg.eval_at_end:
@@ -53,9 +59,23 @@ def train(config: TrainConfig) -> Path:
     return cfg.out
 
 
+def train_baseline(run: Path) -> Path:
+    """The `seed` baseline of a run: same data, steps, batch size, vocabulary size; trained once into
+    ``<run>/baseline``, then reused (an interrupted baseline run is finished).  Evaluation only reads it."""
+    run = Path(run)
+    base = run / BASELINE_DIR
+    if (base / "model.safetensors").exists():
+        return base
+    cfg = TrainConfig.read_json(run / "config.json")
+    resume = "latest" if list_checkpoints(base) else None
+    seed_cfg = replace(cfg, preset="seed", model=None, out=base, resume=resume, eval_at_end=False, lr=None,
+                       warmup=None, weight_decay=None, image_size=None, compile=False, debug_samples=False,
+                       debug_pause_at_step=None)
+    log.info("training the seed baseline into %s", base)
+    return train(seed_cfg)
+
+
 def _evaluate_at_end(cfg: TrainConfig) -> None:
-    from training.config import EvalConfig
-    from training.data import DataError
     from training.evaluate import evaluate
 
     try:
@@ -66,29 +86,37 @@ def _evaluate_at_end(cfg: TrainConfig) -> None:
 
 
 class Trainer:
+    """The state of one run; ``__init__`` sets it up in the order below, ``run`` is the loop."""
+
     def __init__(self, cfg: TrainConfig, ctx: DistContext):
         self.cfg, self.ctx = cfg, ctx
         torch.manual_seed(cfg.seed)
         _cpu_threads(cfg, ctx)
-        policy = mask_policy(cfg)  # fails fast, like the next line, on an unreadable focus-word file
-        index = open_split(cfg.data, "train")  # fails fast on an empty/wrong-version dataset
-        prepare_run_dir(cfg, ctx)
+        # 1. data and run directory: both fail fast, before a worker starts or a file is written
+        policy = mask_policy(cfg)
+        index = open_split(cfg.data, "train")
+        _prepare_run_dir(cfg, ctx)
         resuming = cfg.resume is not None
-        tok = prepare_tokenizer(cfg, index, ctx, resuming=resuming)
+        tok = _prepare_tokenizer(cfg, index, ctx, resuming=resuming)
+        # 2. model and optimizer
         model = build_model(cfg.model, vocab=tok.get_vocab_size(), image_size=cfg.image_size,
                             max_len=cfg.max_text_len, clip_weight=cfg.clip_weight).to(ctx.device)
         self.optimizer = make_optimizer(model, lr=cfg.lr, weight_decay=cfg.weight_decay,
                                         fused=ctx.device.type == "cuda")
-        self.layout = layout_for(cfg, ctx)
-        self.step, start, self.counters = resume_state(cfg, model, self.optimizer, self.layout, ctx)
-        self.pos = start
+        # 3. resume: weights, optimizer, counters and the loader position of the checkpoint
+        self.layout = Layout(rank=ctx.rank, world=ctx.world, workers=max(1, cfg.num_workers),
+                             batch_size=cfg.batch_size, seed=cfg.seed, shuffle=True, buffer=cfg.shuffle_buffer)
+        self.step, self.pos, self.counters = resume_state(cfg.out, cfg.resume, model=model,
+                                                          optimizer=self.optimizer, layout=self.layout, ctx=ctx)
         self.raw_model, self.model = model, self._wrap(model)
+        # 4. the batch stream, starting where the checkpoint stopped
         self.stream = ShardStream(index, tok, self.layout, image_size=cfg.image_size, mask_prob=cfg.mask_prob,
                                   image_drop=cfg.image_drop if cfg.model.kind == "mm" else 0.0,
                                   crop_scale=cfg.crop_scale, trim_text=not cfg.compile, policy=policy)
-        self.feeder = Feeder(self.stream, num_workers=cfg.num_workers, start=start, max_len=cfg.max_text_len,
+        self.feeder = Feeder(self.stream, num_workers=cfg.num_workers, start=self.pos, max_len=cfg.max_text_len,
                              pin_memory=ctx.device.type == "cuda")
         self.total = cfg.steps or math.ceil(micro_batches_for(self.stream, cfg.epochs) / cfg.grad_accum)
+        # 5. logs, cut back to the checkpoint's step on resume
         resume_step = self.step if resuming else None
         self.metrics = JsonlWriter(cfg.out / METRICS_NAME, resume_step=resume_step) if ctx.is_main else None
         self.samples = (JsonlWriter(cfg.out / f"samples-rank{ctx.rank}.jsonl", resume_step=resume_step)
@@ -97,7 +125,7 @@ class Trainer:
             log.info("%s: %s parameters, %d train rows, %d steps", cfg.preset, f"{count_params(model):,}",
                      index.rows, self.total)
 
-    def _wrap(self, model: torch.nn.Module) -> torch.nn.Module:
+    def _wrap(self, model: nn.Module) -> nn.Module:
         if self.ctx.distributed:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
@@ -131,6 +159,7 @@ class Trainer:
         self._finish()
 
     def _step(self, batches, window: dict) -> None:
+        """One optimizer step over ``grad_accum`` micro-batches; a padding batch runs with loss weight 0."""
         cfg, model = self.cfg, self.model
         set_lr(self.optimizer, lr_at(self.step, total=self.total, warmup=cfg.warmup, base=cfg.lr))
         for micro in range(cfg.grad_accum):
@@ -187,8 +216,6 @@ class Trainer:
         counters = self._global_counters()
         if not self.ctx.is_main:
             return
-        from data_schemas import atomic_write_json
-
         write_final_weights(self.cfg.out, self.raw_model)
         if self.cfg.plot:
             plot_metrics(self.cfg.out)
@@ -198,15 +225,7 @@ class Trainer:
             "parameters": count_params(self.raw_model)})
 
 
-def mask_policy(cfg: TrainConfig) -> MaskPolicy | None:
-    """The run's MLM masking policy; None (uniform token masking) when it would mask like plain BERT."""
-    if not cfg.mask_whole_words and cfg.mask_focus_weight == 1.0:
-        return None
-    try:
-        return MaskPolicy.from_config(prob=cfg.mask_prob, whole_words=cfg.mask_whole_words,
-                                      focus_weight=cfg.mask_focus_weight, focus_words=cfg.mask_focus_words)
-    except OSError as exc:
-        raise ConfigError(f"mask_focus_words: cannot read {cfg.mask_focus_words} ({exc})") from exc
+# --- set-up, in the order the Trainer uses it ---------------------------------------------------------------------
 
 
 def _cpu_threads(cfg: TrainConfig, ctx: DistContext) -> None:
@@ -225,6 +244,69 @@ def _cpu_threads(cfg: TrainConfig, ctx: DistContext) -> None:
     torch.set_num_threads(max(1, cores // ctx.world - cfg.num_workers))
 
 
-def unwrap_ddp(model: torch.nn.Module) -> torch.nn.Module:
+def mask_policy(cfg: TrainConfig) -> MaskPolicy | None:
+    """The run's MLM masking policy; None (uniform token masking) when it would mask like plain BERT."""
+    if not cfg.mask_whole_words and cfg.mask_focus_weight == 1.0:
+        return None
+    try:
+        return MaskPolicy.from_config(prob=cfg.mask_prob, whole_words=cfg.mask_whole_words,
+                                      focus_weight=cfg.mask_focus_weight, focus_words=cfg.mask_focus_words)
+    except OSError as exc:
+        raise ConfigError(f"mask_focus_words: cannot read {cfg.mask_focus_words} ({exc})") from exc
+
+
+def _prepare_run_dir(cfg: TrainConfig, ctx: DistContext) -> None:
+    run_dir = cfg.out
+    if ctx.is_main:
+        if cfg.resume is None and list_checkpoints(run_dir):
+            raise ConfigError(f"{run_dir} already holds checkpoints of an earlier run; pass --resume latest to "
+                              "continue it, or choose a new --out")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        cfg.write_json(run_dir / "config.json")
+    barrier(ctx)
+
+
+def _prepare_tokenizer(cfg: TrainConfig, index: DatasetIndex, ctx: DistContext, *, resuming: bool):
+    """Rank 0 trains the BPE on the training captions (or keeps the run's own when resuming); all ranks load it."""
+    path = cfg.out / TOKENIZER_NAME
+    if ctx.is_main and not (resuming and path.exists()):
+        tok = train_tokenizer(read_captions(index, TOKENIZER_SAMPLE), vocab_size=cfg.vocab_size,
+                              max_len=cfg.max_text_len)
+        atomic_write_bytes(path, tok.to_str().encode())
+        log.info("tokenizer: %d tokens trained on %s", tok.get_vocab_size(), index.root)
+    barrier(ctx)
+    return load_tokenizer(path, max_len=cfg.max_text_len)
+
+
+def make_optimizer(model: nn.Module, *, lr: float, weight_decay: float, fused: bool = False) -> torch.optim.AdamW:
+    """AdamW; matrices decay, while biases, norms, position tables and the temperature do not."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (decay if p.ndim >= 2 and "pos" not in name.split(".")[-1] else no_decay).append(p)
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    kwargs: dict[str, Any] = {"fused": True} if fused else {}
+    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.98), eps=1e-6, **kwargs)
+
+
+# --- the loop's helpers -------------------------------------------------------------------------------------------
+
+
+def lr_at(step: int, *, total: int, warmup: int, base: float, final_frac: float = 0.1) -> float:
+    """Linear warmup to ``base`` then cosine decay to ``final_frac * base`` at ``total`` steps."""
+    if warmup > 0 and step < warmup:
+        return base * (step + 1) / warmup
+    span = max(1, total - warmup)
+    progress = min(1.0, (step - warmup) / span)
+    return base * (final_frac + (1 - final_frac) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
+def unwrap_ddp(model: nn.Module) -> nn.Module:
     """The DDP wrapper (for no_sync), also when it sits under torch.compile."""
     return getattr(model, "_orig_mod", model)

@@ -18,6 +18,7 @@ from PIL import Image
 # A flip would make "on the left" false; captions that mention a side are never flipped.
 _SIDED = re.compile(r"\b(left|right|leftmost|rightmost|left-hand|right-hand)\b", re.IGNORECASE)
 MAX_PIXELS = 64_000_000  # decompression-bomb guard, well above any image the clean stage keeps
+IMAGE_MEAN, IMAGE_STD = 0.45, 0.27  # the models see (pixel / 255 - IMAGE_MEAN) / IMAGE_STD
 
 
 def mentions_side(caption: str) -> bool:

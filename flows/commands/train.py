@@ -126,8 +126,11 @@ def register(app: typer.Typer) -> None:
         """Evaluate a run on the val split: retrieval R@1/5/10 and whether the image helps masked-token prediction."""
         from training.config import EvalConfig
         from training.evaluate import evaluate
+        from training.train import train_baseline
 
         try:
+            if baseline:
+                train_baseline(run)
             path = evaluate(EvalConfig(run=run, data=data, baseline=baseline, batch_size=batch_size, device=device))
         except _expected_errors() as exc:
             _fail(str(exc))

@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 from training.config import EvalConfig, TrainConfig
 from training.evaluate import evaluate
 from training.metrics import read_jsonl
-from training.train import train
+from training.train import train, train_baseline
 
 
 @pytest.mark.slow
@@ -28,6 +28,10 @@ def test_tiny_run_learns_and_beats_the_seed_baseline(shapes_data, tmp_path):
     assert metrics[-1]["loss"] < 0.6 * metrics[0]["loss"]
     assert all(m["samples_per_s"] > 0 for m in metrics)
 
+    with pytest.raises(FileNotFoundError, match="no trained seed baseline"):  # evaluation never trains
+        evaluate(EvalConfig(run=run, baseline=True, bootstrap=500))
+    assert not (run / "baseline").exists()
+    train_baseline(run)
     result = json.loads(evaluate(EvalConfig(run=run, baseline=True, bootstrap=500)).read_text())
     model, seed = result["model"], result["baseline"]
     r = model["retrieval"]
