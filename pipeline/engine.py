@@ -17,6 +17,38 @@ from pipeline.config import CleanConfig
 from pipeline.inputs import CleanError
 
 log = logging.getLogger(__name__)
+_SHUTDOWN_RACES = ("CommClosedError", "StreamClosedError")
+
+
+class _ShutdownRaces(logging.Filter):
+    """Drops the tracebacks of a connection closed by a peer that is shutting down: a race of every Dask
+    shutdown, harmless once the results are in, and alarming in a successful run's log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[0].__name__ if record.exc_info and record.exc_info[0] else ""
+        return exc not in _SHUTDOWN_RACES and not any(name in record.getMessage() for name in _SHUTDOWN_RACES)
+
+
+@contextmanager
+def _quiet_dask_logs():
+    """Dask logs every scheduler, nanny and worker start and stop at INFO in this process (``silence_logs`` covers
+    the worker processes only): dozens of lines between the stage's own.  While the cluster runs, its loggers
+    report warnings and errors only, without the shutdown races."""
+    parent = logging.getLogger("distributed")
+    level = parent.level
+    names = ["distributed", *(n for n in logging.Logger.manager.loggerDict if n.startswith("distributed.")),
+             "tornado.application", "asyncio"]
+    loggers = [logging.getLogger(n) for n in names]
+    races = _ShutdownRaces()
+    parent.setLevel(logging.WARNING)
+    for logger in loggers:
+        logger.addFilter(races)
+    try:
+        yield
+    finally:
+        parent.setLevel(level)
+        for logger in loggers:
+            logger.removeFilter(races)
 
 
 @contextmanager
@@ -33,7 +65,8 @@ def dask_client(cfg: CleanConfig, *, local_directory: Path | None = None):
                              "`dask scheduler` or drop --scheduler to use a local cluster") from exc
         try:
             log.info("connected to %s (%d workers)", cfg.scheduler, len(client.scheduler_info()["workers"]))
-            yield client
+            with _quiet_dask_logs():
+                yield client
         finally:
             client.close()
         return
@@ -47,7 +80,7 @@ def dask_client(cfg: CleanConfig, *, local_directory: Path | None = None):
                 "distributed.worker.profile.enabled": False, "distributed.admin.tick.interval": "1s",
                 "distributed.admin.system-monitor.interval": "5s",
                 "distributed.worker.memory.monitor-interval": "1s"}
-    with dask.config.set(settings):
+    with dask.config.set(settings), _quiet_dask_logs():
         cluster = LocalCluster(n_workers=cfg.workers, threads_per_worker=cfg.threads_per_worker, processes=True,
                                dashboard_address="127.0.0.1:0", local_directory=tmp, silence_logs=logging.WARNING,
                                host="127.0.0.1")
