@@ -112,8 +112,7 @@ def ensure_baseline(run: Path) -> Path:
     cfg = TrainConfig.read_json(run / "config.json")
     resume = "latest" if list_checkpoints(base) else None  # finish a baseline run that was interrupted
     seed_cfg = replace(cfg, preset="seed", model=None, out=base, resume=resume, eval_at_end=False, lr=None,
-                       warmup=None, weight_decay=None, image_size=None, compile=False, debug_samples=False,
-                       debug_pause_at_step=None)
+                       warmup=None, weight_decay=None, image_size=None, compile=False, debug_samples=False)
     log.info("training the seed baseline into %s", base)
     return train(seed_cfg)
 

@@ -119,9 +119,6 @@ class Trainer:
                     bar.set_postfix(self._log(window))
                 if self.step % cfg.ckpt_every == 0 or self.step == self.total:
                     self._checkpoint()
-                if cfg.debug_pause_at_step == self.step:
-                    (cfg.out / "debug-paused").write_text(str(self.step))
-                    time.sleep(600)
         finally:
             bar.close()
             batches.close()
