@@ -1,0 +1,207 @@
+"""News-extraction quality and CPU on every real saved page of ../shared/fixtures/news.
+
+    python benchmarks/bench_extract.py [--fixtures DIR] [--repeats 3] [--impl ours] [--misses N] [--json FILE]
+
+For each page set (readability, scrapinghub, trafilatura-cache) and overall it prints: content-picture precision
+and recall against the pictures Readability's `expected.html` keeps (readability set; "strict" leaves out the
+page's declared lead picture, which Readability often cuts with the header), figure/figcaption caption recall, the
+share of records that are the page's own URL, a non-image or a second record of one picture, whether the declared
+lead (og:image / JSON-LD image) is the record marked `role == "lead"`, and CPU-ms per page (median and p95 over
+pages of the median of `--repeats` runs).  The truth is derived in `benchmarks/extract_truth.py` (read its
+docstring for every rule).
+
+`--impl` picks the extractor: `ours` (crawlers.extract.article), or one of the library comparisons of
+`benchmarks/extract_alternatives.py` (`readability-lxml`, `trafilatura`: their content block chooses which body
+images are kept; `extruct`: metadata parsed with extruct).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from benchmarks import extract_truth as T  # noqa: E402
+
+
+def _ours(url: str, body: bytes):
+    from crawlers.extract.article import extract_article
+
+    return extract_article(url, body).images
+
+
+def implementations() -> dict:
+    impls = {"ours": _ours}
+    try:
+        from benchmarks import extract_alternatives
+
+        impls.update(extract_alternatives.IMPLS)
+    except ImportError:
+        pass
+    return impls
+
+
+def score_page(truth: T.PageTruth, refs) -> dict:
+    """Counts for one page: records, bad records, content matches, caption pairs, lead."""
+    pics = truth.pictures
+    out = defaultdict(int)
+    kept = [r for r in refs if getattr(r, "role", None) != "teaser"]
+    out["records"] = len(kept)
+    seen: set[str] = set()
+    matched_content: set[str] = set()
+    strict_roots = {pics.find(u) for u in truth.content or []}
+    content_roots = strict_roots | ({pics.find(truth.lead)} if truth.lead and truth.content is not None else set())
+    for ref in kept:
+        root = pics.find(ref.url)
+        if T.norm_url(ref.url) in truth.own_urls:
+            out["self_url"] += 1
+        elif T.is_non_image(ref.url):
+            out["non_image"] += 1
+        elif root in seen:
+            out["size_dup"] += 1
+        if root in seen:
+            continue
+        seen.add(root)
+        if root in content_roots:
+            out["tp"] += 1
+            matched_content.add(root)
+        if root in strict_roots:
+            out["tp_strict"] += 1
+    if truth.content is not None:
+        out["content_records"] = len(kept)
+        out["content"] = len(content_roots)
+        out["content_found"] = len(matched_content)
+        out["content_strict"] = len(strict_roots)
+        out["content_strict_found"] = len(matched_content & strict_roots)
+    for pair in truth.captions:
+        root = pics.find(pair.picture)
+        texts, credit = [], None
+        for ref in kept:
+            if pics.find(ref.url) == root:
+                texts += [t for t, o in ref.candidates if o == "figcaption"]
+                credit = credit or ref.credit
+        out["pairs"] += 1
+        out["pairs_found"] += T.caption_recovered(pair.text, texts, credit)
+    if truth.lead:
+        out["lead_pages"] += 1
+        leads = [r for r in kept if getattr(r, "role", None) == "lead"]
+        out["lead_ok"] += len(leads) == 1 and pics.same(leads[0].url, truth.lead)
+        out["lead_found"] += any(pics.same(r.url, truth.lead) for r in kept)
+    return out
+
+
+def run(pages: list[T.Page], impl, *, repeats: int) -> tuple[dict, list]:
+    per_set: dict[str, dict] = defaultdict(lambda: defaultdict(float))
+    times: dict[str, list[float]] = defaultdict(list)
+    details = []
+    for page in pages:
+        truth = T.page_truth(page)
+        cpu = []
+        for _ in range(repeats):
+            start = time.process_time()
+            refs = impl(page.url, page.body)
+            cpu.append((time.process_time() - start) * 1000)
+        counts = score_page(truth, refs)
+        ms = statistics.median(cpu)
+        for key in (page.set, "overall"):
+            for name, value in counts.items():
+                per_set[key][name] += value
+            per_set[key]["pages"] += 1
+            times[key].append(ms)
+        details.append((page, truth, refs, counts))
+    for key, values in times.items():
+        values.sort()
+        per_set[key]["cpu_median"] = statistics.median(values)
+        per_set[key]["cpu_p95"] = values[min(len(values) - 1, int(round(0.95 * (len(values) - 1))))]
+        per_set[key]["cpu_mean"] = statistics.fmean(values)
+    return per_set, details
+
+
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:.3f}" if b else "-"
+
+
+def table(per_set: dict) -> list[str]:
+    head = ("set", "pages", "records", "content P", "content R", "P strict", "R strict", "caption R (pairs)",
+            "self-URL", "non-image", "size dup", "lead marked", "lead among records", "CPU-ms median", "p95")
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for key in (*T.SETS, "overall"):
+        s = per_set.get(key)
+        if not s:
+            continue
+        rec = s["records"]
+        has_content = "content" in s and s["content"]
+        rows.append("| " + " | ".join([
+            key, f"{int(s['pages'])}", f"{int(rec)}",
+            _ratio(s["tp"], s["content_records"]) if has_content else "-",
+            _ratio(s["content_found"], s["content"]) if has_content else "-",
+            _ratio(s["tp_strict"], s["content_records"]) if has_content else "-",
+            _ratio(s["content_strict_found"], s["content_strict"]) if has_content else "-",
+            f"{_ratio(s['pairs_found'], s['pairs'])} ({int(s['pairs'])})",
+            _ratio(s["self_url"], rec), _ratio(s["non_image"], rec), _ratio(s["size_dup"], rec),
+            f"{_ratio(s['lead_ok'], s['lead_pages'])} ({int(s['lead_pages'])})",
+            _ratio(s["lead_found"], s["lead_pages"]),
+            f"{s['cpu_median']:.2f}", f"{s['cpu_p95']:.2f}"]) + " |")
+    return rows
+
+
+def misses(details, limit: int) -> None:
+    """Print the worst pages: bad records, missed content pictures, missed caption pairs."""
+    shown = 0
+    for page, truth, refs, counts in details:
+        bad = counts["self_url"] + counts["non_image"] + counts["size_dup"]
+        fp = counts["records"] - counts["tp"] if truth.content is not None else 0
+        miss = counts.get("content", 0) - counts.get("content_found", 0)
+        cap_miss = counts["pairs"] - counts["pairs_found"]
+        if not (bad or fp or miss or cap_miss):
+            continue
+        print(f"\n## {page.set}/{page.name}  bad={bad} fp={fp} missed={miss} captions_missed={cap_miss}")
+        pics = truth.pictures
+        roots = {pics.find(u) for u in [*(truth.content or []), truth.lead] if u}
+        for ref in refs:
+            mark = "+" if pics.find(ref.url) in roots else "-"
+            print(f"  {mark} {getattr(ref, 'role', None)} {ref.url[:150]} {[o for _, o in ref.candidates]}")
+        found = {pics.find(r.url) for r in refs}
+        for url in truth.content or []:
+            if pics.find(url) not in found:
+                print(f"  MISSED {url[:150]}")
+        for pair in truth.captions:
+            print(f"  pair {pair.picture[:100]} :: {pair.text[:100]}")
+        shown += 1
+        if shown >= limit:
+            return
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--fixtures", type=Path, default=Path(os.environ.get("MMPIPE_FIXTURES",
+                                                                        REPO.parent / "shared" / "fixtures")))
+    ap.add_argument("--sets", nargs="*", default=list(T.SETS), choices=T.SETS)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--impl", default="ours")
+    ap.add_argument("--misses", type=int, default=0, help="print the N worst pages")
+    ap.add_argument("--json", type=Path, help="write the per-set figures as JSON")
+    args = ap.parse_args()
+    impls = implementations()
+    pages = T.load_pages(args.fixtures, tuple(args.sets))
+    for page in pages[:20]:  # warm imports and caches before timing
+        impls[args.impl](page.url, page.body)
+    per_set, details = run(pages, impls[args.impl], repeats=args.repeats)
+    print(f"impl={args.impl} pages={len(pages)} repeats={args.repeats} load={os.getloadavg()[0]:.1f}")
+    print("\n".join(table(per_set)))
+    if args.misses:
+        misses(details, args.misses)
+    if args.json:
+        args.json.write_text(json.dumps({k: dict(v) for k, v in per_set.items()}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
