@@ -189,9 +189,15 @@ def main() -> None:
     ap.add_argument("--impl", default="ours")
     ap.add_argument("--misses", type=int, default=0, help="print the N worst pages")
     ap.add_argument("--json", type=Path, help="write the per-set figures as JSON")
+    ap.add_argument("--metadata", action="store_true", help="compare og/JSON-LD parsing: ours against extruct")
     args = ap.parse_args()
     impls = implementations()
     pages = T.load_pages(args.fixtures, tuple(args.sets))
+    if args.metadata:
+        from benchmarks.extract_alternatives import metadata_comparison
+
+        print("\n".join(metadata_comparison(pages, repeats=args.repeats)))
+        return
     for page in pages[:20]:  # warm imports and caches before timing
         impls[args.impl](page.url, page.body)
     per_set, details = run(pages, impls[args.impl], repeats=args.repeats)

@@ -227,7 +227,8 @@ def img_candidates(img, base: str) -> list[str]:
 
 
 class Pictures:
-    """Union-find over the URLs of one page: `find(url)` is the picture a URL shows."""
+    """Union-find over the URLs of one page: `find(url)` is the picture a URL shows.  Every URL of the page is
+    registered when the truth is built, so a record's URL joins the picture of equal size key whatever the order."""
 
     def __init__(self):
         self.parent: dict[str, str] = {}
@@ -256,6 +257,9 @@ class Pictures:
         return url
 
     def add_element(self, candidates: list[str]) -> None:
+        """The URLs of one `<img>` are one picture (each is also joined to equal size keys seen before)."""
+        for url in candidates:
+            self.find(url)
         for url in candidates[1:]:
             self._union(self.find(candidates[0]), self.find(url))
 
@@ -303,6 +307,8 @@ def page_truth(page: Page) -> PageTruth:
             if url:
                 own.add(norm_url(url))
     truth.lead = declared_lead(doc, base, own)
+    if truth.lead:
+        pictures.find(truth.lead)  # registered before any record is looked up: joins are order-free
     if page.expected is not None:
         truth.content, truth.excluded = _content(pictures, expected)
     truth.captions = _caption_pairs(doc, base, own, elements)

@@ -13,6 +13,8 @@ class ImageRef:
     url: str
     candidates: list[tuple[str, str]] = field(default_factory=list)  # (text, origin)
     credit: str | None = None
+    role: str | None = None  # data_schemas.ROLES: lead | body | teaser; None where the source does not say
+    width: float = 0.0  # the largest width the markup declares for this picture (0: unknown), to pick the best URL
 
     def add(self, text: str | None, origin: str) -> None:
         if text and (text, origin) not in self.candidates:
@@ -22,6 +24,15 @@ class ImageRef:
         for text, origin in other.candidates:
             self.add(text, origin)
         self.credit = self.credit or other.credit
+        self.role = self.role or other.role
+
+
+@dataclass(slots=True)
+class Teaser:
+    """A picture that illustrates another page (a teaser or related-article link): never this page's pair."""
+
+    image: ImageRef  # role "teaser"; its candidates are the teaser's own text
+    link: str  # the page it links to
 
 
 @dataclass(slots=True)
@@ -36,6 +47,7 @@ class ArticlePage:
     robots: frozenset[str] = frozenset()  # <meta name="robots"> directives, lower case
     tdm_reservation: bool = False  # <meta name="tdm-reservation" content="1">
     is_article: bool = False  # og:type article, an Article in JSON-LD, or an <article> element
+    teasers: list[Teaser] = field(default_factory=list)  # pictures of other pages shown here (not in `images`)
 
 
 @dataclass(slots=True)
