@@ -67,7 +67,7 @@ _CREDIT_ONLY_WORDS = 8
 _EMBEDDED = re.compile(r"/((?:https?:/+)?[a-z0-9-]+(?:\.[a-z0-9-]+)+\.[a-z]{2,}/.+)$", re.IGNORECASE)
 
 
-@dataclass
+@dataclass(frozen=True, eq=False)  # hashable by identity: tests cache per page
 class Page:
     set: str
     name: str

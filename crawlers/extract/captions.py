@@ -10,7 +10,7 @@ import re
 from lxml import etree
 from lxml.etree import _Element as Element
 
-from crawlers.extract.text import clean_text, find_credit, normalize_credit
+from crawlers.extract.text import clean_text, find_credit, leading_credit, normalize_credit
 
 _CREDIT_CLASS = re.compile(r"credit|copyright|byline|photographer|source|attribution|courtesy", re.IGNORECASE)
 _OFFSCREEN = re.compile(r"off-?screen|sr-only|visually-hidden|screen-reader")
@@ -38,6 +38,10 @@ def figcaption(figure: Element) -> tuple[str, str | None]:
     credit_parts, text_parts = [], []
     _split_caption_markup(cap, text_parts, credit_parts)
     caption = clean_text("".join(text_parts))
+    leading = leading_credit(caption)
+    if leading is not None:  # "Bild: pixabay Ein Gericht ...": cut out, as a marked-up credit is
+        caption, credit = leading
+        return caption, normalize_credit(" ".join(credit_parts)) or normalize_credit(credit)
     return caption, normalize_credit(" ".join(credit_parts)) or find_credit(caption)
 
 

@@ -24,7 +24,7 @@ from crawlers.extract.images import (
     image_candidates,
     is_chrome_url,
 )
-from crawlers.extract.records import ImageRef, Teaser
+from crawlers.extract.records import ImageRef
 from crawlers.extract.scope import content_block
 from crawlers.extract.text import clean_text, find_credit
 from crawlers.extract.variants import PictureSet
@@ -48,7 +48,7 @@ class _Page:
 
 
 def page_pictures(doc: Element, base: str, tags, ld: list[dict], title: str | None, *, url: str,
-                  page_text: bool) -> tuple[list[ImageRef], list[Teaser]]:
+                  page_text: bool) -> tuple[list[ImageRef], list[ImageRef]]:
     """The page's own pictures, one record each, and the teasers it shows for other pages.
 
     Candidates keep the publisher's text as written (a glued-on credit included: RAW is raw); the credit is also
@@ -68,7 +68,7 @@ def page_pictures(doc: Element, base: str, tags, ld: list[dict], title: str | No
         ref = pictures.find([meta_url], by_name=True)
         if ref is None and meta_url != lead:
             continue  # a further og/JSON-LD image that the page does not show: a crop of the lead, or unrelated
-        ref = ref or pictures.add([meta_url])
+        ref = pictures.add([meta_url], by_name=True)  # merged into the body's record; its URL if it is better
         text = clean_text(caption)
         ref.add(text, origin)
         ref.credit = ref.credit or find_credit(text)
@@ -91,7 +91,7 @@ def _body_images(scope: Element):
         yield img
 
 
-def _body_image(img: Element, page: _Page, pictures: PictureSet, teasers: list[Teaser], meta_keys: PictureSet,
+def _body_image(img: Element, page: _Page, pictures: PictureSet, teasers: list[ImageRef], meta_keys: PictureSet,
                 seen: dict) -> None:
     """Weigh one `<img>` of the content block: chrome, a teaser of another page, or one of this page's pictures.
 
@@ -106,12 +106,12 @@ def _body_image(img: Element, page: _Page, pictures: PictureSet, teasers: list[T
     caption, credit = figcaption(figure) if figure is not None else ("", None)
     link = _teaser_link(img, figure, page)
     if link:
-        teasers.append(Teaser(_teaser_ref(img, figure, urls[0], caption, link), link))
+        teasers.append(_teaser_ref(img, figure, urls[0], caption, link))
         return
     evidence = 1 + 2 * bool(caption) + _large(img, found) + 2 * (meta_keys.find(urls, by_name=True) is not None)
     if chrome_points(img, seen) >= evidence:
         return
-    ref = pictures.add(urls, width=_width(found))
+    ref = pictures.add(urls, width=_width(found), by_name=True)
     ref.add(caption, "figcaption")
     ref.credit = ref.credit or credit
     alt = clean_text(img.get("alt"))
@@ -142,7 +142,7 @@ def _lead_figure(doc: Element, lead: str, page: _Page, pictures: PictureSet) -> 
         found = image_candidates(img, page.base)
         urls = [u for _, u in found]
         if urls and wanted.find(urls, by_name=True) is not None:
-            ref = pictures.add([*urls, lead], width=_width(found))
+            ref = pictures.add([*urls, lead], width=_width(found), by_name=True)
             figure = ancestor(img, "figure", 6)
             if figure is not None:
                 caption, credit = figcaption(figure)
@@ -243,7 +243,7 @@ def _other_page(href: str | None, page: _Page) -> str | None:
 
 def _teaser_ref(img: Element, figure: Element | None, url: str, caption: str, link: str) -> ImageRef:
     """A teaser's own text: its figcaption or headline, else the link's text, and the alt text."""
-    ref = ImageRef(url, role="teaser")
+    ref = ImageRef(url, role="teaser", link=link)
     card = figure if figure is not None else img.getparent()
     heading = next((h for h in card.iter("h1", "h2", "h3", "h4", "h5") if text_content(h).strip()), None) \
         if card is not None else None

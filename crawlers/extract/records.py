@@ -14,6 +14,7 @@ class ImageRef:
     candidates: list[tuple[str, str]] = field(default_factory=list)  # (text, origin)
     credit: str | None = None
     role: str | None = None  # data_schemas.ROLES: lead | body | teaser; None where the source does not say
+    link: str | None = None  # a teaser's: the page the picture belongs to (it is shown here, linking there)
     width: float = 0.0  # the largest width the markup declares for this picture (0: unknown), to pick the best URL
 
     def add(self, text: str | None, origin: str) -> None:
@@ -28,14 +29,6 @@ class ImageRef:
 
 
 @dataclass(slots=True)
-class Teaser:
-    """A picture that illustrates another page (a teaser or related-article link): never this page's pair."""
-
-    image: ImageRef  # role "teaser"; its candidates are the teaser's own text
-    link: str  # the page it links to
-
-
-@dataclass(slots=True)
 class ArticlePage:
     url: str
     title: str | None = None
@@ -47,7 +40,8 @@ class ArticlePage:
     robots: frozenset[str] = frozenset()  # <meta name="robots"> directives, lower case
     tdm_reservation: bool = False  # <meta name="tdm-reservation" content="1">
     is_article: bool = False  # og:type article, an Article in JSON-LD, or an <article> element
-    teasers: list[Teaser] = field(default_factory=list)  # pictures of other pages shown here (not in `images`)
+    teasers: list[ImageRef] = field(default_factory=list)  # pictures of other pages shown here: role "teaser",
+    # `link` the page they link to, candidates their own teaser text (never this page's title or text)
 
 
 @dataclass(slots=True)
@@ -83,3 +77,4 @@ class SocialPost:
 class SocialPage:
     posts: list[SocialPost] = field(default_factory=list)
     next_url: str | None = None  # next page of the timeline/feed, when there is one
+    drops: dict[str, int] = field(default_factory=dict)  # posts left out, by reason (bad type, unreadable page)

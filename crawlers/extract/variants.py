@@ -4,8 +4,7 @@ A page names the same picture many times: srcset candidates, the og:image, a JSO
 16x9), a CDN resize URL (`?w=2480`, `/max/800/`, `-768x512.jpg`).  `PictureSet` merges the records of one picture
 into one, with every caption candidate, and keeps its best URL: the largest declared width, else the original
 file a size variant was cut from.  Two pictures merge only on markup evidence (candidates of one `<img>`) or on
-equal keys: the same path once size tokens are removed, or, between metadata and the body, the same distinctive
-file name.
+equal keys: the same path once size tokens are removed, or the same distinctive file name.
 """
 
 from __future__ import annotations
@@ -22,7 +21,8 @@ _SIZE_SEGMENT = re.compile(r"^(?:\d{1,5}|\d{1,5}x\d{1,5}|\d+_\d+_\d+_\d+|max|fit
                            r"(?:[a-z]{1,2}_[^/,]*,)+[^/]*|filters:.*|\d+x\d+:\d+x\d+)$", re.IGNORECASE)
 _SIZE_PARAMS = frozenset(("w", "h", "width", "height", "quality", "q", "fit", "crop", "resize", "auto", "fm",
                           "format", "dpr", "strip", "ssl", "itok", "impolicy", "imwidth", "sz"))
-_IMAGE_EXT = frozenset(("jpg", "jpeg", "png", "gif", "webp", "avif", "bmp", "tif", "tiff", "heic"))
+MIN_NAME_CHARS = 8  # letters and digits: a file name this long names one picture wherever it is stored
+_SCRIPT_EXT = frozenset(("php", "asp", "aspx", "ashx", "jsp", "cgi", "py", "pl"))
 _GENERIC = frozenset(("image", "images", "photo", "picture", "original", "large", "medium", "small", "thumb",
                       "thumbnail", "default", "index", "cover", "preview", "master", "source", "hero", "header",
                       "lead", "main", "file", "img", "full", "standard", "desktop", "mobile", "share", "social"))
@@ -31,8 +31,9 @@ _WIDTH = (re.compile(r"(?:^|[^\d])(\d{3,5})x\d{2,5}(?:[^\d]|$)"), re.compile(r"[
 
 
 def keys(url: str) -> tuple[str, str | None]:
-    """(path key, file-name key or None): equal path keys are the same picture; equal file-name keys are when a
-    metadata image meets a body image (crops for social cards often live in other folders)."""
+    """(path key, file-name key or None): equal keys are the same picture.  The file-name key is a distinctive
+    name with its size tokens cut (`web15-blog-ff-2400x960_0.jpg` under two Drupal image styles, an og:image crop
+    in another folder); generic or short names (`image.jpg`, `4800.jpg`) have none."""
     try:
         parts = urlsplit(url)
     except ValueError:
@@ -45,11 +46,12 @@ def keys(url: str) -> tuple[str, str | None]:
         stem = ""
     host = ".".join((parts.hostname or "").split(".")[-2:])
     dirs = "/".join(s for s in segments if not _SIZE_SEGMENT.match(s))
-    if dot and ext.lower() in _IMAGE_EXT:
+    if dot and ext.lower() not in _SCRIPT_EXT:  # a file's query resizes it; a script's query names the picture
         query = ""
     else:
         query = "&".join(sorted(p for p in parts.query.split("&") if p.split("=", 1)[0].lower() not in _SIZE_PARAMS))
-    distinctive = len(re.sub(r"[\W_]", "", stem)) >= 6 and re.search(r"[a-z]", stem) and stem not in _GENERIC
+    distinctive = len(re.sub(r"[\W_]", "", stem)) >= MIN_NAME_CHARS and re.search(r"[a-z]", stem) \
+        and stem not in _GENERIC
     return f"{host}/{dirs}/{stem}?{query}", (f"name:{stem}" if distinctive else None)
 
 

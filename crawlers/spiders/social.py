@@ -53,6 +53,8 @@ class SocialSpider(MMSpider):
             return
         page = self.parse_api(response.url, response)
         self.count("api_pages")
+        for reason, n in page.drops.items():  # posts of unexpected shape, an unreadable page: counted, not lost
+            self.count_drop(reason, n)
         for post in page.posts:
             self._post(post)
         if page.next_url and page.posts:
@@ -94,7 +96,8 @@ class MastodonSpider(SocialSpider):
 
     def parse_api(self, url: str, response: Response):
         link = response.headers.get(b"Link")
-        return parse_mastodon(url, response.body, link_header=link.decode("latin-1") if link else None)
+        return parse_mastodon(url, response.body, link_header=link.decode("latin-1") if link else None,
+                              video_previews=self.source.video_previews)
 
 
 class BlueskySpider(SocialSpider):
