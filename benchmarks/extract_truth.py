@@ -11,9 +11,10 @@ extractor, so the benchmark can disagree with the extractor:
 - **One picture** is a union of URLs: every candidate of one `<img>` (src, srcset, lazy `data-*` attributes, the
   `<source>`s of its `<picture>`) in the source page or in `expected.html`, plus URLs whose `size_key` is equal
   (the same file at another size: a distinctive file name once size tokens such as `-1600x1067`, `-800w`,
-  `@2x`, `220px-` are cut, wherever it is stored; else the path less size/transform segments and size query
-  parameters; a resizing proxy's embedded original URL).  A URL shared by `<img>`s that otherwise name different
-  URLs is a placeholder and joins nothing when three or more such `<img>`s, or only lazy-loaded ones, share it.
+  `@2x`, `220px-` are cut, wherever it is stored, within the last folder named by an id (`/18636689/`); else
+  the path less size/transform segments and size query parameters; a resizing proxy's embedded original URL).
+  A URL shared by `<img>`s that otherwise name different URLs is a placeholder and joins nothing when three or
+  more such `<img>`s, or only lazy-loaded ones, share it.
 - **Content pictures** (readability set) are the `<img>`s of Readability's `expected.html`, less those that are
   not pictures: `data:` URIs, SVG (file or `/svg/` render path) and a declared width or height under 50 px.  The
   page's declared lead picture (below) is counted as content too (Readability often cuts the header that holds
@@ -172,7 +173,8 @@ def size_key(url: str) -> str:
     stem = _PX_PREFIX.sub("", stem)
     if len(re.sub(r"[\W_]", "", stem)) >= 5 and not re.fullmatch(r"[\d\W_]+", stem) \
             and stem.lower() not in _GENERIC:
-        return f"file:{stem.lower()}"  # a distinctive file name: the same picture wherever it is stored
+        ids = [s for s in segments if re.fullmatch(r"\d{5,}|[0-9a-f]{16,}", s, re.IGNORECASE)]
+        return f"file:{ids[-1] if ids else ''}/{stem.lower()}"  # a distinctive name, in its id folder if any
     if re.fullmatch(r"\d{1,5}", stem):  # the file name is only a size: /master/4800.jpg
         stem = ""
     host = ".".join((parts.hostname or "").split(".")[-2:])
@@ -208,22 +210,29 @@ def is_not_picture(url: str, el=None) -> bool:
 def img_candidates(img, base: str) -> list[str]:
     """Every URL an `<img>` (and its `<picture>`) names, absolute, in attribute order."""
     values = [img.get("src")]
-    for attr in ("srcset", *_LAZY):
+    extra = [a for a in img.attrib if a.startswith("data-") and a.endswith(("src", "srcset")) and a not in _LAZY]
+    for attr in ("srcset", *_LAZY, *extra):
         raw = img.get(attr)
         if raw:
-            values += [part.strip().split()[0] for part in raw.split(",") if part.strip()] \
-                if "srcset" in attr or " " in raw.strip() else [raw]
+            values += _srcset_urls(raw) if "srcset" in attr or " " in raw.strip() else [raw]
     picture = next((a for a in list(img.iterancestors())[:3] if a.tag == "picture"), None)
     if picture is not None:
         for source in picture.iter("source"):
             for attr in ("srcset", "data-srcset"):
-                values += [p.strip().split()[0] for p in (source.get(attr) or "").split(",") if p.strip()]
+                values += _srcset_urls(source.get(attr) or "")
     out = []
     for value in values:
         url = resolve(value, base)
         if url and url not in out:
             out.append(url)
     return out
+
+
+def _srcset_urls(value: str) -> list[str]:
+    """The URLs of a srcset: its whitespace-separated words that are not descriptors (`480w`, `2x`), trailing
+    commas cut (URLs may hold commas: `c_fill,w_80/x.jpg`, `data:` URIs)."""
+    words = [w.strip(",") for w in value.split()]
+    return [w for w in words if w and not re.fullmatch(r"\d+(?:\.\d+)?[wxh]", w)]
 
 
 class Pictures:

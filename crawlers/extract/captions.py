@@ -15,7 +15,7 @@ from crawlers.extract.text import clean_text, find_credit, leading_credit, norma
 _CREDIT_CLASS = re.compile(r"credit|copyright|byline|photographer|source|attribution|courtesy", re.IGNORECASE)
 _OFFSCREEN = re.compile(r"off-?screen|sr-only|visually-hidden|screen-reader")
 _SKIP_TEXT_TAGS = {"script", "style", "noscript", "template"}
-_BREAKS = {"br", "p", "div", "li", "figure", "h2", "h3", "h4"}
+_BREAKS = {"br", "p", "div", "li", "figure", "h2", "h3", "h4", "h5", "span"}  # "<span>1</span><span>of 4</span>"
 _BLOCKS = {"p", "div", "section", "figure", "blockquote", "ul", "ol", "table", "h2", "h3", "h4", "picture"}
 text_content = etree.XPath("string()", smart_strings=False)  # what lxml.html's text_content() runs
 
@@ -59,6 +59,8 @@ def _split_caption_markup(el: Element, text: list[str], credit: list[str]) -> No
                 if child.tag in _BREAKS:
                     text.append(" ")
                 _split_caption_markup(child, text, credit)
+                if child.tag in _BREAKS:
+                    text.append(" ")
         if child.tail:
             text.append(child.tail)
 

@@ -60,7 +60,8 @@ _CHROME_HOSTS = _Words(("doubleclick.net", "googlesyndication.com", "google-anal
 _CHROME_DIR = _Words(tuple(f"/{w}/" for w in ("icon", "icons", "logo", "logos", "ad", "ads", "advert", "adverts",
                                                "avatar", "avatars", "sprite", "sprites", "badge", "badges", "emoji",
                                                "emojis", "pixel", "pixels", "tracking", "banner", "banners")))
-_NON_PHOTO_EXT = _Words((".svg", ".ico", ".cur"), r"(?:{})(?:$|[?#])")
+_NON_PHOTO_EXT = _Words((".svg", ".ico", ".cur", "/svg/"), r"(?:\.svg|\.ico|\.cur)(?:$|[?#])|/(?:render/)?svg/",
+                        also=(".svg",))  # Wikipedia's formulas: /media/math/render/svg/<hash>
 _SRCSETS = _LAZY_SRCSET + ("srcset",)
 _MAX_SEGMENT = 255  # longest file name most file systems and CDNs allow
 _ABSOLUTE = re.compile(r"https?://[^/\s#?]")

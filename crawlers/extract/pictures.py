@@ -27,12 +27,13 @@ from crawlers.extract.images import (
 from crawlers.extract.records import ImageRef
 from crawlers.extract.scope import content_block
 from crawlers.extract.text import clean_text, find_credit
-from crawlers.extract.variants import PictureSet
+from crawlers.extract.variants import PictureSet, url_width
 
 _DOCUMENT = re.compile(r"\.(?:html?|xhtml|shtml|aspx?|jsp|cfm|js|css|json|xml|txt|pdf|mp4|webm|mp3)$", re.IGNORECASE)
 _IMAGE_FILE = re.compile(r"\.(?:jpe?g|png|gif|webp|avif|bmp|tiff?|heic)$", re.IGNORECASE)
 TEASER_CARD_CHARS = 400  # a teaser card (headline, kicker, date) is short; a story paragraph next to a link is not
 TEASER_MIN_LINK_TEXT = 15  # characters of link text that make a headline
+THUMBNAIL_WIDTH = 150  # px: a picture whose largest candidate states a smaller width is a thumbnail
 LARGE_SRCSET_WIDTH = 600  # px: a srcset that offers this width is a picture meant to be seen
 
 
@@ -102,6 +103,9 @@ def _body_image(img: Element, page: _Page, pictures: PictureSet, teasers: list[I
     if not found or hard_chrome(img, found[0][1]):
         return
     urls = [u for _, u in found]
+    stated = _width(found) or url_width(urls[0])
+    if stated and stated < THUMBNAIL_WIDTH:
+        return  # the largest this page offers is a thumbnail (a related-story list, a gallery strip)
     figure = ancestor(img, "figure", 6)
     caption, credit = figcaption(figure) if figure is not None else ("", None)
     link = _teaser_link(img, figure, page)

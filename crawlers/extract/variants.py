@@ -21,13 +21,16 @@ _SIZE_SEGMENT = re.compile(r"^(?:\d{1,5}|\d{1,5}x\d{1,5}|\d+_\d+_\d+_\d+|max|fit
                            r"(?:[a-z]{1,2}_[^/,]*,)+[^/]*|filters:.*|\d+x\d+:\d+x\d+)$", re.IGNORECASE)
 _SIZE_PARAMS = frozenset(("w", "h", "width", "height", "quality", "q", "fit", "crop", "resize", "auto", "fm",
                           "format", "dpr", "strip", "ssl", "itok", "impolicy", "imwidth", "sz"))
+_ID_SEGMENT = re.compile(r"\d{5,}|[0-9a-f]{16,}", re.IGNORECASE)  # a folder named by a picture id: part of the name
 MIN_NAME_CHARS = 8  # letters and digits: a file name this long names one picture wherever it is stored
 _SCRIPT_EXT = frozenset(("php", "asp", "aspx", "ashx", "jsp", "cgi", "py", "pl"))
 _GENERIC = frozenset(("image", "images", "photo", "picture", "original", "large", "medium", "small", "thumb",
                       "thumbnail", "default", "index", "cover", "preview", "master", "source", "hero", "header",
                       "lead", "main", "file", "img", "full", "standard", "desktop", "mobile", "share", "social"))
-_WIDTH = (re.compile(r"(?:^|[^\d])(\d{3,5})x\d{2,5}(?:[^\d]|$)"), re.compile(r"[?&](?:w|width|imwidth)=(\d{2,5})"),
-          re.compile(r"/(?:max/|w_)?(\d{3,4})/"), re.compile(r"[-_](\d{3,5})w(?:[-_.]|$)"))
+_WIDTH = (re.compile(r"(?:^|[^\d])(\d{2,5})x\d{2,5}(?:[^\d]|$)"),  # -1600x1067.jpg, /70x70/
+          re.compile(r"[?&](?:w|width|imwidth|thumbnail)=(\d{2,5})"),  # ?w=2480, ?thumbnail=130,87
+          re.compile(r"(?:/max/|[/,]w_)(\d{2,4})/|/(?!19\d\d/|20\d\d/)(\d{3,4})/"),  # /max/800/, w_137/, /news/976/
+          re.compile(r"[-_](\d{3,5})w(?:[-_.]|$)"))  # -800w.jpg
 
 
 def keys(url: str) -> tuple[str, str | None]:
@@ -52,7 +55,9 @@ def keys(url: str) -> tuple[str, str | None]:
         query = "&".join(sorted(p for p in parts.query.split("&") if p.split("=", 1)[0].lower() not in _SIZE_PARAMS))
     distinctive = len(re.sub(r"[\W_]", "", stem)) >= MIN_NAME_CHARS and re.search(r"[a-z]", stem) \
         and stem not in _GENERIC
-    return f"{host}/{dirs}/{stem}?{query}", (f"name:{stem}" if distinctive else None)
+    ids = [s for s in segments if _ID_SEGMENT.fullmatch(s)]  # /photos/.../18636689/15/gallery_medium.jpg
+    name = f"name:{ids[-1] if ids else ''}/{stem}" if distinctive else None
+    return f"{host}/{dirs}/{stem}?{query}", name
 
 
 def url_width(url: str) -> int | None:
@@ -60,7 +65,7 @@ def url_width(url: str) -> int | None:
     for pattern in _WIDTH:
         m = pattern.search(url)
         if m:
-            return int(m.group(1))
+            return int(next(g for g in m.groups() if g))
     return None
 
 
