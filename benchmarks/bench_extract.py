@@ -1,6 +1,7 @@
 """News-extraction quality and CPU on every real saved page of ../shared/fixtures/news.
 
     python benchmarks/bench_extract.py [--fixtures DIR] [--repeats 3] [--impl ours] [--misses N] [--json FILE]
+    python benchmarks/bench_extract.py --against DIR [--rounds 5]   # CPU of this code vs another checkout's
 
 For each page set (readability, scrapinghub, trafilatura-cache) and overall it prints: content-picture precision
 and recall against the pictures Readability's `expected.html` keeps (readability set; "strict" leaves out the
@@ -9,6 +10,10 @@ share of records that are the page's own URL, a non-image or a second record of 
 lead (og:image / JSON-LD image) is the record marked `role == "lead"`, and CPU-ms per page (median and p95 over
 pages of the median of `--repeats` runs).  The truth is derived in `benchmarks/extract_truth.py` (read its
 docstring for every rule).
+
+`--against DIR` (a checkout of another commit, e.g. `git worktree add /tmp/base <commit>`) runs this code's and
+that code's extractor in alternating subprocesses, `--rounds` times each, on the same pages, and prints each
+side's median total CPU per page and the ratio (machines are noisy: the two sides share every slow minute).
 
 `--impl` picks the extractor: `ours` (crawlers.extract.article), or one of the library comparisons of
 `benchmarks/extract_alternatives.py` (`readability-lxml`, `trafilatura`: their content block chooses which body
@@ -180,6 +185,46 @@ def misses(details, limit: int) -> None:
             return
 
 
+def cpu_per_page(pages: list[T.Page], impl, *, repeats: int) -> dict[str, float]:
+    """{"median": ms, "p95": ms, "mean": ms} of the per-page median over `repeats` runs (no truth work)."""
+    for page in pages[:20]:
+        impl(page.url, page.body)
+    per_page = []
+    for page in pages:
+        cpu = []
+        for _ in range(repeats):
+            start = time.process_time()
+            impl(page.url, page.body)
+            cpu.append((time.process_time() - start) * 1000)
+        per_page.append(statistics.median(cpu))
+    per_page.sort()
+    return {"median": statistics.median(per_page), "p95": per_page[int(0.95 * (len(per_page) - 1))],
+            "mean": statistics.fmean(per_page)}
+
+
+def compare_cpu(args) -> None:
+    import subprocess
+
+    runs: dict[str, list[dict]] = {"this": [], "against": []}
+    for _ in range(args.rounds):
+        for side, src in (("this", REPO), ("against", args.against)):
+            cmd = [sys.executable, str(Path(__file__).resolve()), "--cpu-only", "--src", str(src), "--repeats",
+                   str(args.repeats), "--fixtures", str(args.fixtures), "--sets", *args.sets]
+            out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=src).stdout
+            runs[side].append(json.loads(out.strip().splitlines()[-1]))
+    print(f"rounds={args.rounds} repeats={args.repeats} load={os.getloadavg()[0]:.1f} against={args.against}")
+    print("| code | CPU-ms per page, median (rounds) | p95 | mean |")
+    print("|---|---|---|---|")
+    med = {}
+    for side in ("this", "against"):
+        values = [r["median"] for r in runs[side]]
+        med[side] = statistics.median(values)
+        print(f"| {side} | {med[side]:.2f} ({', '.join(f'{v:.2f}' for v in values)}) | "
+              f"{statistics.median(r['p95'] for r in runs[side]):.2f} | "
+              f"{statistics.median(r['mean'] for r in runs[side]):.2f} |")
+    print(f"ratio this/against (median CPU per page): {med['this'] / med['against']:.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--fixtures", type=Path, default=Path(os.environ.get("MMPIPE_FIXTURES",
@@ -190,7 +235,20 @@ def main() -> None:
     ap.add_argument("--misses", type=int, default=0, help="print the N worst pages")
     ap.add_argument("--json", type=Path, help="write the per-set figures as JSON")
     ap.add_argument("--metadata", action="store_true", help="compare og/JSON-LD parsing: ours against extruct")
+    ap.add_argument("--against", type=Path, help="another checkout: compare CPU per page, interleaved")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--cpu-only", action="store_true", help=argparse.SUPPRESS)  # one side of --against
+    ap.add_argument("--src", type=Path, help=argparse.SUPPRESS)  # import crawlers from this checkout
     args = ap.parse_args()
+    if args.src:
+        sys.path.insert(0, str(args.src.resolve()))
+    if args.against:
+        compare_cpu(args)
+        return
+    if args.cpu_only:
+        pages = T.load_pages(args.fixtures, tuple(args.sets))
+        print(json.dumps(cpu_per_page(pages, implementations()[args.impl], repeats=args.repeats)))
+        return
     impls = implementations()
     pages = T.load_pages(args.fixtures, tuple(args.sets))
     if args.metadata:
