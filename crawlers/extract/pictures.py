@@ -23,6 +23,7 @@ from crawlers.extract.images import (
     hard_chrome,
     image_candidates,
     is_chrome_url,
+    plausible_url,
 )
 from crawlers.extract.records import ImageRef
 from crawlers.extract.scope import content_block
@@ -33,7 +34,7 @@ _DOCUMENT = re.compile(r"\.(?:html?|xhtml|shtml|aspx?|jsp|cfm|js|css|json|xml|tx
 _IMAGE_FILE = re.compile(r"\.(?:jpe?g|png|gif|webp|avif|bmp|tiff?|heic)$", re.IGNORECASE)
 TEASER_CARD_CHARS = 400  # a teaser card (headline, kicker, date) is short; a story paragraph next to a link is not
 TEASER_MIN_LINK_TEXT = 15  # characters of link text that make a headline
-THUMBNAIL_WIDTH = 150  # px: a picture whose largest candidate states a smaller width is a thumbnail
+THUMBNAIL_WIDTH = 200  # px: a picture whose largest candidate states a smaller width is a thumbnail
 LARGE_SRCSET_WIDTH = 600  # px: a srcset that offers this width is a picture meant to be seen
 
 
@@ -62,6 +63,8 @@ def page_pictures(doc: Element, base: str, tags, ld: list[dict], title: str | No
     for block in content_block(doc, headline=title):
         for img in _body_images(block):
             _body_image(img, page, pictures, teasers, meta_keys, seen)
+        for figure in _microdata_figures(block):
+            _microdata_picture(figure, page, pictures)
     lead = page.meta[0][0] if page.meta else None
     if lead and pictures.find([lead], by_name=True) is None:
         _lead_figure(doc, lead, page, pictures)
@@ -90,6 +93,28 @@ def _body_images(scope: Element):
             if container is not None and container.find(".//noscript//img") is not None:
                 continue
         yield img
+
+
+def _microdata_figures(block: Element):
+    """`<figure itemtype=".../ImageObject" itemid=URL>` without an `<img>`: the picture a script fills in
+    later (The New York Times' body photos), named by its microdata."""
+    for figure in block.iter("figure"):
+        if "ImageObject" in (figure.get("itemtype") or "") and figure.find(".//img") is None:
+            yield figure
+
+
+def _microdata_picture(figure: Element, page: _Page, pictures: PictureSet) -> None:
+    url = figure.get("itemid")
+    if not url:
+        tag = figure.find(".//*[@itemprop='url']")
+        url = (tag.get("content") or tag.get("href")) if tag is not None else None
+    src = absolute_url(url, page.base) if url and plausible_url(url) else None
+    if not src or not_picture(src, page.own) or is_chrome_url(src):
+        return
+    caption, credit = figcaption(figure)
+    ref = pictures.add([src], by_name=True)
+    ref.add(caption, "figcaption")
+    ref.credit = ref.credit or credit
 
 
 def _body_image(img: Element, page: _Page, pictures: PictureSet, teasers: list[ImageRef], meta_keys: PictureSet,
@@ -212,12 +237,29 @@ def _teaser_link(img: Element, figure: Element | None, page: _Page) -> str | Non
         return target if sum(len(text_content(a).strip()) for a in same) >= TEASER_MIN_LINK_TEXT else None
     card = _card(figure if figure is not None else img.getparent())
     if card is None or card.tag not in ("article", "li"):
-        return None
+        return _headline_card(figure if figure is not None else img, page)
     text = text_content(card).strip()
     anchors = [a for a in card.iter("a") if _other_page(a.get("href"), page)]
     link_text = sum(len(text_content(a).strip()) for a in anchors)
     if anchors and link_text >= TEASER_MIN_LINK_TEXT and link_text >= 0.5 * len(text):
         return _other_page(anchors[0].get("href"), page)
+    return None
+
+
+def _headline_card(el: Element, page: _Page) -> str | None:
+    """A card without `<article>`/`<li>` (BBC's `div.sparrow-item`): a small block around the picture with a
+    headline (`<h2>`-`<h6>`) that links to another page."""
+    node = el.getparent()
+    for _ in range(4):
+        if node is None or node.tag in ("body", "html") or len(text_content(node).strip()) > TEASER_CARD_CHARS:
+            return None
+        for heading in node.iter("h2", "h3", "h4", "h5", "h6"):
+            link = heading if heading.tag == "a" else next(heading.iterancestors("a"), None)
+            link = link if link is not None else heading.find(".//a")
+            target = _other_page(link.get("href"), page) if link is not None else None
+            if target and len(text_content(heading).strip()) >= TEASER_MIN_LINK_TEXT:
+                return target
+        node = node.getparent()
     return None
 
 

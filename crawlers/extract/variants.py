@@ -10,15 +10,16 @@ equal keys: the same path once size tokens are removed, or the same distinctive 
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from crawlers.extract.records import ImageRef
 
 _SIZE_TOKEN = re.compile(r"(?:[-_@](?:\d{2,5}x\d{2,5}|\d{2,5}w|[1-4]x|scaled|e\d{10,})(?=[-_.]|$))+",
                          re.IGNORECASE)
 _PX_PREFIX = re.compile(r"^\d{2,5}px-")
-_SIZE_SEGMENT = re.compile(r"^(?:\d{1,5}|\d{1,5}x\d{1,5}|\d+_\d+_\d+_\d+|max|fit-in|resize|crop|[a-z]{1,2}_\d[^/]*|"
-                           r"(?:[a-z]{1,2}_[^/,]*,)+[^/]*|filters:.*|\d+x\d+:\d+x\d+)$", re.IGNORECASE)
+_SIZE_SEGMENT = re.compile(r"^(?:\d{1,5}|\d{1,5}x\d{1,5}|\d+_\d+_\d+_\d+|max|fit-in|resize|crop|filters:.*|"
+                           r"s\d{2,4}(?:-c)?|w\d{2,4}-h\d{2,4}[-\w]*|"  # Blogger: /s320/, /w1200-h630-p-k-no-nu/
+                           r"[a-z]{1,2}_\d[^/]*|(?:[a-z]{1,2}_[^/,]*,)+[^/]*|\d+x\d+:\d+x\d+)$", re.IGNORECASE)
 _SIZE_PARAMS = frozenset(("w", "h", "width", "height", "quality", "q", "fit", "crop", "resize", "auto", "fm",
                           "format", "dpr", "strip", "ssl", "itok", "impolicy", "imwidth", "sz"))
 _ID_SEGMENT = re.compile(r"\d{5,}|[0-9a-f]{16,}", re.IGNORECASE)  # a folder named by a picture id: part of the name
@@ -41,7 +42,13 @@ def keys(url: str) -> tuple[str, str | None]:
         parts = urlsplit(url)
     except ValueError:
         return url, None
+    inner = _embedded(parts.query)
+    if inner:
+        return keys(inner)  # a resizing proxy: the picture is the one it was handed (?url=, ?image_uri=)
     segments = [s for s in parts.path.split("/") if s]
+    for i in range(len(segments) - 2):  # Drupal image styles: /styles/<style>/public/<file>
+        if segments[i] == "styles" and segments[i + 2] in ("public", "private"):
+            segments[i + 1] = "1"
     name = segments.pop() if segments else ""
     stem, dot, ext = name.rpartition(".")
     stem = _PX_PREFIX.sub("", _SIZE_TOKEN.sub("", stem if dot else name)).lower()
@@ -58,6 +65,17 @@ def keys(url: str) -> tuple[str, str | None]:
     ids = [s for s in segments if _ID_SEGMENT.fullmatch(s)]  # /photos/.../18636689/15/gallery_medium.jpg
     name = f"name:{ids[-1] if ids else ''}/{stem}" if distinctive else None
     return f"{host}/{dirs}/{stem}?{query}", name
+
+
+def _embedded(query: str) -> str | None:
+    if "http" not in query:
+        return None
+    for key, _, value in (p.partition("=") for p in query.split("&")):
+        if key.lower() in ("url", "src", "image", "img", "image_uri", "u"):
+            value = unquote(value)
+            if value.startswith(("http://", "https://")):
+                return value
+    return None
 
 
 def url_width(url: str) -> int | None:
