@@ -187,7 +187,7 @@ def _meta_images(tags, ld: list[dict], base: str) -> list[tuple[str, str | None,
     for items, origin in ((meta.og_images(tags), "og_image_alt"), (meta.ld_images(ld), "jsonld")):
         for raw, caption in items:
             src = absolute_url(raw, base)
-            if src and not is_chrome_url(src) and src not in {u for u, _, _ in out}:
+            if src and not is_chrome_url(src):
                 out.append((src, caption, origin))
     return out
 
