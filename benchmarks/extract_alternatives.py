@@ -1,5 +1,8 @@
 """Kept libraries measured against our hand-written extraction (`bench_extract.py --impl NAME`, `--metadata`).
 
+Needs the `bench` extra: `pip install -e '.[bench]'` (trafilatura, readability-lxml, extruct); none is a
+dependency of mmpipe itself, because none won (BENCHMARKS.md, "Extraction").
+
 Content block (`--impl readability-lxml | trafilatura`): the library picks the article; our extractor's body
 records are kept only where the library's article shows that picture (records carrying page metadata, og:image or
 JSON-LD, are kept too), so the quality difference is the library's choice of block.  CPU is the library's call

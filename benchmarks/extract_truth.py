@@ -320,7 +320,7 @@ def page_truth(page: Page) -> PageTruth:
         pictures.find(truth.lead)  # registered before any record is looked up: joins are order-free
     if page.expected is not None:
         truth.content, truth.excluded = _content(pictures, expected)
-    truth.captions = _caption_pairs(doc, base, own, elements)
+    truth.captions = _caption_pairs(doc, base, own=own, elements=elements)
     return truth
 
 
@@ -412,7 +412,7 @@ def _collect(data, out: list[dict]) -> None:
         _collect(data.get("@graph"), out)
 
 
-def _caption_pairs(doc, base: str, own: set[str], elements) -> list[CaptionPair]:
+def _caption_pairs(doc, base: str, *, own: set[str], elements) -> list[CaptionPair]:
     cands = {id(img): c for img, c in elements}
     pairs: dict[tuple[str, str], CaptionPair] = {}
     for figure in doc.iter("figure"):

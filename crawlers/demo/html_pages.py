@@ -99,7 +99,7 @@ def _stem(url: str) -> tuple[str, str]:
     return stem, ext
 
 
-def image_markup(slot: Slot, plan: Plan, base: str = "") -> str:
+def image_markup(slot: Slot, plan: Plan, *, base: str = "") -> str:
     """Real pages' shapes: lazy images with a chrome word in their class (`lazyload banner`), plain figures with
     an absolute `src` beside a `data-srcset` holding a `data:` URI (split at its commas, the base64 tail reads as
     a relative path: franceculture.fr's markup)."""
@@ -232,12 +232,12 @@ def article_page(article: Article, plan: Plan, base: str) -> str:
              f"<div class=\"byline\"><img class=\"avatar\" src=\"/static/avatars/{article.author.split()[0].lower()}"
              f".jpg\" width=\"48\" height=\"48\" alt=\"{escape(article.author)}\"> By {escape(article.author)} "
              f"<time datetime=\"{article.published:%Y-%m-%dT%H:%M:%SZ}\">{article.published:%d %B %Y}</time></div>",
-             image_markup(article.slots[0], plan, base), "<div class=\"entry-content no-share\">"]
+             image_markup(article.slots[0], plan, base=base), "<div class=\"entry-content no-share\">"]
     paragraphs = list(article.paragraphs)
     for i, slot in enumerate(article.slots[1:]):
         if paragraphs:
             parts.append(f"<p>{escape(paragraphs.pop(0))}</p>")
-        markup = image_markup(slot, plan, base)
+        markup = image_markup(slot, plan, base=base)
         parts.append(f"<p>{markup}</p>" if slot.kind == "inline" else markup)
         if i == 0:
             parts.append(_ad_slot("article"))

@@ -34,7 +34,7 @@ def _row(plan: Plan, slot: Slot, *, source_kind: str, page_url: str, published, 
         height=0 if broken else pic.height, caption_origin=slot.origin, role="lead" if slot.kind == "lead" else "body")
 
 
-def _teaser_row(plan: Plan, article, target, url: str) -> PairTruth:
+def _teaser_row(plan: Plan, article, *, target, url: str) -> PairTruth:
     """A teaser card's picture (another story's lead, smaller): dropped by the crawl, counted as teaser_image."""
     lead = target.slots[0]
     pic = plan.pictures[lead.pid]
@@ -54,7 +54,7 @@ def build_truth(plan: Plan) -> list[PairTruth]:
                              page_reason=PAGE_REASONS.get(a.trouble)))
         teaser = related_teaser(a, plan)
         if teaser is not None:
-            rows.append(_teaser_row(plan, a, *teaser))
+            rows.append(_teaser_row(plan, a, target=teaser[0], url=teaser[1]))
     for s in plan.statuses:
         flag = R.SOCIAL_NOINDEX if s.account.noindex else R.SOCIAL_SENSITIVE if s.sensitive else None
         for slot in s.slots:

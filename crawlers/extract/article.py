@@ -62,8 +62,8 @@ def extract_article(url: str, body: bytes | str, *, agent: str = "mmpipe", page_
     page.tdm_reservation = (meta.first_meta(tags, "tdm-reservation") or "").strip() == "1"
     page.is_article = ((meta.first_meta(tags, "og:type") or "").lower() == "article"
                        or any(meta.is_article_ld(o) for o in ld) or len(doc.findall(".//article")) == 1)
-    page.images, page.teasers = page_pictures(doc, base, tags, ld, page.title if page_text else None, url=url,
-                                              page_text=page_text)
+    page.images, page.teasers = page_pictures(doc, base, tags=tags, ld=ld, title=page.title if page_text else None,
+                                              url=url, page_text=page_text)
     page.links = _links(doc, base, url) if links else []
     return page
 

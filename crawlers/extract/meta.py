@@ -146,12 +146,12 @@ def ld_images(objects: list[dict]) -> list[tuple[str, str | None]]:
     for obj in objects:
         types = ld_types(obj)
         if "imageobject" in types:
-            _add_image(obj, out, by_id)
+            _add_image(obj, out, by_id=by_id)
         elif types & _ARTICLE_TYPES:
             for key in ("image", "associatedMedia", "thumbnailUrl", "primaryImageOfPage"):
                 value = obj.get(key)
                 for item in value if isinstance(value, list) else [value]:
-                    _add_image(item, out, by_id)
+                    _add_image(item, out, by_id=by_id)
     return out
 
 
@@ -166,7 +166,7 @@ def _by_id(objects: list[dict]) -> dict[str, dict]:
     return nodes
 
 
-def _add_image(item, out: list[tuple[str, str | None]], by_id: dict[str, dict]) -> None:
+def _add_image(item, out: list[tuple[str, str | None]], *, by_id: dict[str, dict]) -> None:
     if isinstance(item, str):
         out.append((item, None))
         return

@@ -49,25 +49,25 @@ class _Page:
     page_text: bool
 
 
-def page_pictures(doc: Element, base: str, tags, ld: list[dict], title: str | None, *, url: str,
+def page_pictures(doc: Element, base: str, *, tags, ld: list[dict], title: str | None, url: str,
                   page_text: bool) -> tuple[list[ImageRef], list[ImageRef]]:
     """The page's own pictures, one record each, and the teasers it shows for other pages.
 
     Candidates keep the publisher's text as written (a glued-on credit included: RAW is raw); the credit is also
     extracted into `credit`.  Credits marked up as such (`<small>`, `.credit`) are cut out of the text."""
-    page = _Page(base, url, own_urls(doc, tags, url, base), _meta_images(tags, ld, base), page_text)
+    page = _Page(base, url, own_urls(doc, tags, url=url, base=base), _meta_images(tags, ld, base=base), page_text)
     meta_keys = PictureSet()
     for meta_url, _, _ in page.meta:
         meta_keys.add([meta_url])
     pictures, teasers, seen = PictureSet(), [], {}
     for block in content_block(doc, headline=title):
         for img in _body_images(block):
-            _body_image(img, page, pictures, teasers, meta_keys, seen)
+            _body_image(img, page, pictures=pictures, teasers=teasers, meta_keys=meta_keys, seen=seen)
         for figure in _microdata_figures(block):
-            _microdata_picture(figure, page, pictures)
+            _microdata_picture(figure, page, pictures=pictures)
     lead = page.meta[0][0] if page.meta else None
     if lead and pictures.find([lead], by_name=True) is None:
-        _lead_figure(doc, lead, page, pictures)
+        _lead_figure(doc, lead, page=page, pictures=pictures)
     for meta_url, caption, origin in page.meta:
         ref = pictures.find([meta_url], by_name=True)
         if ref is None and meta_url != lead:
@@ -103,7 +103,7 @@ def _microdata_figures(block: Element):
             yield figure
 
 
-def _microdata_picture(figure: Element, page: _Page, pictures: PictureSet) -> None:
+def _microdata_picture(figure: Element, page: _Page, *, pictures: PictureSet) -> None:
     url = figure.get("itemid")
     if not url:
         tag = figure.find(".//*[@itemprop='url']")
@@ -117,8 +117,8 @@ def _microdata_picture(figure: Element, page: _Page, pictures: PictureSet) -> No
     ref.credit = ref.credit or credit
 
 
-def _body_image(img: Element, page: _Page, pictures: PictureSet, teasers: list[ImageRef], meta_keys: PictureSet,
-                seen: dict) -> None:
+def _body_image(img: Element, page: _Page, *, pictures: PictureSet, teasers: list[ImageRef],
+                meta_keys: PictureSet, seen: dict) -> None:
     """Weigh one `<img>` of the content block: chrome, a teaser of another page, or one of this page's pictures.
 
     Chrome evidence (`images.chrome_points`: 2 for the image's own class, 1-2 for an ancestor) must outweigh the
@@ -135,7 +135,7 @@ def _body_image(img: Element, page: _Page, pictures: PictureSet, teasers: list[I
     caption, credit = figcaption(figure) if figure is not None else ("", None)
     link = _teaser_link(img, figure, page)
     if link:
-        teasers.append(_teaser_ref(img, figure, urls[0], caption, link))
+        teasers.append(_teaser_ref(img, figure, url=urls[0], caption=caption, link=link))
         return
     evidence = 1 + 2 * bool(caption) + _large(img, found) + 2 * (meta_keys.find(urls, by_name=True) is not None)
     if chrome_points(img, seen) >= evidence:
@@ -162,7 +162,7 @@ def _large(img: Element, found: list[tuple[float, str]]) -> int:
     return int((width >= 300 and height >= 150 and width <= 3 * height) or _width(found) >= LARGE_SRCSET_WIDTH)
 
 
-def _lead_figure(doc: Element, lead: str, page: _Page, pictures: PictureSet) -> None:
+def _lead_figure(doc: Element, lead: str, *, page: _Page, pictures: PictureSet) -> None:
     """The declared lead picture's own `<img>` where it sits outside the content block (a page header): its
     figcaption and alt text are the lead's best captions."""
     wanted = PictureSet()
@@ -181,7 +181,7 @@ def _lead_figure(doc: Element, lead: str, page: _Page, pictures: PictureSet) -> 
             return
 
 
-def _meta_images(tags, ld: list[dict], base: str) -> list[tuple[str, str | None, str]]:
+def _meta_images(tags, ld: list[dict], *, base: str) -> list[tuple[str, str | None, str]]:
     """og:image (and twitter:image) then JSON-LD images, absolute, chrome URLs left out; the first is the lead."""
     out: list[tuple[str, str | None, str]] = []
     for items, origin in ((meta.og_images(tags), "og_image_alt"), (meta.ld_images(ld), "jsonld")):
@@ -192,7 +192,7 @@ def _meta_images(tags, ld: list[dict], base: str) -> list[tuple[str, str | None,
     return out
 
 
-def own_urls(doc: Element, tags, url: str, base: str) -> frozenset[str]:
+def own_urls(doc: Element, tags, *, url: str, base: str) -> frozenset[str]:
     """The page's addresses (its URL, `og:url`, `<link rel=canonical>`), normalised as `norm_url` does."""
     own = {url, meta.first_meta(tags, "og:url")}
     link = doc.find(".//link[@rel='canonical']")
@@ -287,7 +287,7 @@ def _other_page(href: str | None, page: _Page) -> str | None:
     return target
 
 
-def _teaser_ref(img: Element, figure: Element | None, url: str, caption: str, link: str) -> ImageRef:
+def _teaser_ref(img: Element, figure: Element | None, *, url: str, caption: str, link: str) -> ImageRef:
     """A teaser's own text: its figcaption or headline, else the link's text, and the alt text."""
     ref = ImageRef(url, role="teaser", link=link)
     card = figure if figure is not None else img.getparent()

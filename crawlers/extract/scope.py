@@ -58,8 +58,8 @@ def content_block(doc: Element, *, headline: str | None = None) -> list[Element]
              for el, score in sorted(scores.items(), key=lambda item: -item[1])[:8]}
     ranked = sorted(final.items(), key=lambda item: -item[1])
     top, top_score = ranked[0]
-    top = _shared_ancestor(top, top_score, ranked, body)
-    return _with_siblings(top, final.get(top, top_score), scores, body)
+    top = _shared_ancestor(top, top_score, ranked=ranked, body=body)
+    return _with_siblings(top, final.get(top, top_score), scores=scores, body=body)
 
 
 def _headline_article(body: Element, headline: str | None) -> Element | None:
@@ -149,7 +149,7 @@ def _link_density(el: Element) -> float:
     return min(1.0, links / total)
 
 
-def _shared_ancestor(top: Element, top_score: float, ranked, body: Element) -> Element:
+def _shared_ancestor(top: Element, top_score: float, *, ranked, body: Element) -> Element:
     """An ancestor of the winner that holds SHARED_ANCESTOR near-winners (article steps, sections of a story)."""
     near = [el for el, score in ranked[1:] if score >= 0.75 * top_score]
     if len(near) + 1 < SHARED_ANCESTOR:
@@ -172,7 +172,7 @@ def _is_ancestor(node: Element, el: Element) -> bool:
     return False
 
 
-def _with_siblings(top: Element, top_score: float, scores: dict[Element, float], body: Element) -> list[Element]:
+def _with_siblings(top: Element, top_score: float, *, scores: dict[Element, float], body: Element) -> list[Element]:
     """The winner, its siblings that score well, and the captioned pictures in the siblings of it and of its
     parent (a lead photo in the story's header sits one level up more often than not)."""
     parent = top.getparent()
