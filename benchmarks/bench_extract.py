@@ -202,17 +202,42 @@ def cpu_per_page(pages: list[T.Page], impl, *, repeats: int) -> dict[str, float]
             "mean": statistics.fmean(per_page)}
 
 
+def _demo_pages(articles: int, path: Path) -> Path:
+    """This checkout's demo-site article pages (what the crawl benchmark parses), as JSON lines."""
+    from crawlers.demo import generate_site
+
+    site = generate_site(articles=articles, seed=0, photo_size="small")
+    base = "http://127.0.0.1:8800"
+    with path.open("w") as out:
+        for article in site.plan.articles:
+            status, _headers, body = site.response(article.path, base_url=base)
+            if status == 200:
+                out.write(json.dumps({"url": base + article.path, "body": body.decode("utf-8")}) + "\n")
+    return path
+
+
+def _pages_from_file(path: Path) -> list[T.Page]:
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    return [T.Page("demo", str(i), d["url"], d["body"].encode("utf-8")) for i, d in enumerate(lines)]
+
+
 def compare_cpu(args) -> None:
     import subprocess
+    import tempfile
 
     runs: dict[str, list[dict]] = {"this": [], "against": []}
+    extra = ["--fixtures", str(args.fixtures), "--sets", *args.sets]
+    if args.demo:
+        extra = ["--pages-file", str(_demo_pages(args.demo, Path(tempfile.mkdtemp()) / "pages.jsonl"))]
     for _ in range(args.rounds):
         for side, src in (("this", REPO), ("against", args.against)):
             cmd = [sys.executable, str(Path(__file__).resolve()), "--cpu-only", "--src", str(src), "--repeats",
-                   str(args.repeats), "--fixtures", str(args.fixtures), "--sets", *args.sets]
+                   str(args.repeats), *extra]
             out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=src).stdout
             runs[side].append(json.loads(out.strip().splitlines()[-1]))
-    print(f"rounds={args.rounds} repeats={args.repeats} load={os.getloadavg()[0]:.1f} against={args.against}")
+    pages = f"demo site, {args.demo} articles" if args.demo else "fixture pages"
+    print(f"{pages}: rounds={args.rounds} repeats={args.repeats} load={os.getloadavg()[0]:.1f} "
+          f"against={args.against}")
     print("| code | CPU-ms per page, median (rounds) | p95 | mean |")
     print("|---|---|---|---|")
     med = {}
@@ -239,6 +264,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--cpu-only", action="store_true", help=argparse.SUPPRESS)  # one side of --against
     ap.add_argument("--src", type=Path, help=argparse.SUPPRESS)  # import crawlers from this checkout
+    ap.add_argument("--demo", type=int, default=0, help="with --against: time this checkout's demo-site article "
+                                                       "pages (N articles, the crawl benchmark's pages) instead")
+    ap.add_argument("--pages-file", type=Path, help=argparse.SUPPRESS)  # pages as JSON lines, for --cpu-only
     args = ap.parse_args()
     if args.src:
         sys.path.insert(0, str(args.src.resolve()))
@@ -246,7 +274,7 @@ def main() -> None:
         compare_cpu(args)
         return
     if args.cpu_only:
-        pages = T.load_pages(args.fixtures, tuple(args.sets))
+        pages = _pages_from_file(args.pages_file) if args.pages_file else T.load_pages(args.fixtures, tuple(args.sets))
         print(json.dumps(cpu_per_page(pages, implementations()[args.impl], repeats=args.repeats)))
         return
     impls = implementations()

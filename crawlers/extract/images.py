@@ -66,6 +66,7 @@ _SRCSETS = _LAZY_SRCSET + ("srcset",)
 _MAX_SEGMENT = 255  # longest file name most file systems and CDNs allow
 _ABSOLUTE = re.compile(r"https?://[^/\s#?]")
 _SIDE = re.compile(r"\s*(\d+)(?:px)?\s*$")
+MAX_CANDIDATES = 4  # the largest this many URLs of a picture: enough to meet its og:image, cheaper than all
 MIN_SIDE = 50  # px: declared width or height below this is chrome (icons, dividers, pixels)
 
 
@@ -107,7 +108,8 @@ def _attr(el: Element, name: str) -> str:
 
 
 def image_candidates(img: Element, base_url: str) -> list[tuple[float, str]]:
-    """Every plausible URL of an `<img>` (and its `<picture>` sources), absolute, largest first, as (size, url).
+    """The largest plausible URLs of an `<img>` (and its `<picture>` sources), absolute, largest first, as
+    (size, url); at most MAX_CANDIDATES.
 
     Sizes are srcset `w` widths (`x` densities count x1000); a lazy attribute ranks above `src` (it holds the
     real image where `src` holds a placeholder or a thumbnail); placeholders and implausible URLs are left out."""
@@ -136,12 +138,16 @@ def image_candidates(img: Element, base_url: str) -> list[tuple[float, str]]:
     if src and not _PLACEHOLDER_SRC.search(src):
         raw.append((0.0, src))
     out: list[tuple[float, str]] = []
+    tried: set[str] = set()
     seen: set[str] = set()
     for size, url in sorted(raw, key=lambda c: -c[0]):
-        absolute = absolute_url(url, base_url) if plausible_url(url) else None
+        absolute = absolute_url(url, base_url) if url not in tried and plausible_url(url) else None
+        tried.add(url)
         if absolute and absolute not in seen:
             seen.add(absolute)
             out.append((size, absolute))
+            if len(out) == MAX_CANDIDATES:
+                break
     return out
 
 
@@ -284,13 +290,13 @@ def is_chrome_url(url: str) -> bool:
 
 
 def _file_name(url: str) -> str:
-    path = _path(url)
+    path = url_path(url)
     if _CHROME_DIR.search(path):
         return "icon"  # a chrome directory marks every file in it
     return path.rsplit("/", 1)[-1]
 
 
-def _path(url: str) -> str:
+def url_path(url: str) -> str:
     """`urlsplit(url).path` of an http(s) URL; without urlsplit's general parsing in the common case, and ""
     for a URL urlsplit rejects."""
     scheme_end = url.find("://")

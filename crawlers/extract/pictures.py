@@ -9,8 +9,7 @@ picture (`variants.PictureSet`), adds the og:image / JSON-LD metadata and marks 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from urllib.parse import urlsplit
+from dataclasses import dataclass, field
 
 from lxml.etree import _Element as Element
 
@@ -24,6 +23,7 @@ from crawlers.extract.images import (
     image_candidates,
     is_chrome_url,
     plausible_url,
+    url_path,
 )
 from crawlers.extract.records import ImageRef
 from crawlers.extract.scope import content_block
@@ -47,6 +47,8 @@ class _Page:
     own: frozenset[str]  # the page's own addresses, normalised: never an image
     meta: list[tuple[str, str | None, str]]  # (url, caption, origin) of og:image / twitter:image / JSON-LD
     page_text: bool
+    below: str = ""  # norm_url(url) + "/": links to pages below this one are not other pages
+    lengths: dict = field(default_factory=dict)  # element -> text length, asked again for every picture near it
 
 
 def page_pictures(doc: Element, base: str, *, tags, ld: list[dict], title: str | None, url: str,
@@ -55,7 +57,8 @@ def page_pictures(doc: Element, base: str, *, tags, ld: list[dict], title: str |
 
     Candidates keep the publisher's text as written (a glued-on credit included: RAW is raw); the credit is also
     extracted into `credit`.  Credits marked up as such (`<small>`, `.credit`) are cut out of the text."""
-    page = _Page(base, url, own_urls(doc, tags, url=url, base=base), _meta_images(tags, ld, base=base), page_text)
+    page = _Page(base, url, own_urls(doc, tags, url=url, base=base), _meta_images(tags, ld, base=base), page_text,
+                 below=norm_url(url) + "/")
     meta_keys = PictureSet()
     for meta_url, _, _ in page.meta:
         meta_keys.add([meta_url])
@@ -128,18 +131,18 @@ def _body_image(img: Element, page: _Page, *, pictures: PictureSet, teasers: lis
     if not found or hard_chrome(img, found[0][1]):
         return
     urls = [u for _, u in found]
-    stated = _width(found) or url_width(urls[0])
-    if stated and stated < THUMBNAIL_WIDTH:
-        return  # the largest this page offers is a thumbnail (a related-story list, a gallery strip)
     figure = ancestor(img, "figure", 6)
     caption, credit = figcaption(figure) if figure is not None else ("", None)
+    evidence = 1 + 2 * bool(caption) + _large(img, found) + 2 * (meta_keys.find(urls, by_name=True) is not None)
+    if chrome_points(img, seen) >= evidence:
+        return
     link = _teaser_link(img, figure, page)
     if link:
         teasers.append(_teaser_ref(img, figure, url=urls[0], caption=caption, link=link))
         return
-    evidence = 1 + 2 * bool(caption) + _large(img, found) + 2 * (meta_keys.find(urls, by_name=True) is not None)
-    if chrome_points(img, seen) >= evidence:
-        return
+    stated = _width(found) or url_width(urls[0])
+    if stated and stated < THUMBNAIL_WIDTH:
+        return  # the largest this page offers is a thumbnail (a related-story list, a gallery strip)
     ref = pictures.add(urls, width=_width(found), by_name=True)
     ref.add(caption, "figcaption")
     ref.credit = ref.credit or credit
@@ -210,8 +213,10 @@ def not_picture(url: str, own: frozenset[str]) -> bool:
     """The page itself (a JSON-LD `@id`, `src="/"`), a site root, or a document: never a picture."""
     if norm_url(url) in own:
         return True
-    path = urlsplit(url).path
-    return path in ("", "/") or bool(_DOCUMENT.search(path))
+    end = min((i for i in (url.find("?"), url.find("#")) if i >= 0), default=len(url))
+    if _DOCUMENT.search(url, 0, end):
+        return True
+    return url_path(url) in ("", "/") if url.count("/") <= 3 else False  # http://host/ has three slashes
 
 
 def _teaser_link(img: Element, figure: Element | None, page: _Page) -> str | None:
@@ -231,17 +236,16 @@ def _teaser_link(img: Element, figure: Element | None, page: _Page) -> str | Non
             return None
         if len(text_content(wrap).strip()) >= TEASER_MIN_LINK_TEXT:
             return target
-        card = _card(wrap)
+        card = _card(wrap, page)
         same = [a for a in card.iter("a") if a is not wrap and _other_page(a.get("href"), page) == target] \
             if card is not None else []
         return target if sum(len(text_content(a).strip()) for a in same) >= TEASER_MIN_LINK_TEXT else None
-    card = _card(figure if figure is not None else img.getparent())
+    card = _card(figure if figure is not None else img.getparent(), page)
     if card is None or card.tag not in ("article", "li"):
         return _headline_card(figure if figure is not None else img, page)
-    text = text_content(card).strip()
     anchors = [a for a in card.iter("a") if _other_page(a.get("href"), page)]
     link_text = sum(len(text_content(a).strip()) for a in anchors)
-    if anchors and link_text >= TEASER_MIN_LINK_TEXT and link_text >= 0.5 * len(text):
+    if anchors and link_text >= TEASER_MIN_LINK_TEXT and link_text >= 0.5 * _text_length(card, page):
         return _other_page(anchors[0].get("href"), page)
     return None
 
@@ -251,7 +255,7 @@ def _headline_card(el: Element, page: _Page) -> str | None:
     headline (`<h2>`-`<h6>`) that links to another page."""
     node = el.getparent()
     for _ in range(4):
-        if node is None or node.tag in ("body", "html") or len(text_content(node).strip()) > TEASER_CARD_CHARS:
+        if node is None or node.tag in ("body", "html") or _text_length(node, page) > TEASER_CARD_CHARS:
             return None
         for heading in node.iter("h2", "h3", "h4", "h5", "h6"):
             link = heading if heading.tag == "a" else next(heading.iterancestors("a"), None)
@@ -263,7 +267,7 @@ def _headline_card(el: Element, page: _Page) -> str | None:
     return None
 
 
-def _card(el: Element | None) -> Element | None:
+def _card(el: Element | None, page: _Page) -> Element | None:
     """The small block around a picture: the nearest `<article>`/`<li>` within three levels, else the parent,
     and only while it holds at most TEASER_CARD_CHARS of text."""
     node = el
@@ -273,17 +277,28 @@ def _card(el: Element | None) -> Element | None:
         node = node.getparent()
     if node is None or node.tag not in ("article", "li"):
         node = el.getparent() if el is not None else None
-    if node is None or len(text_content(node).strip()) > TEASER_CARD_CHARS:
+    if node is None or _text_length(node, page) > TEASER_CARD_CHARS:
         return None
     return node
 
 
+def _text_length(el: Element, page: _Page) -> int:
+    """The element's text length, cached per page: every picture asks it of the ancestors it shares with the
+    others."""
+    length = page.lengths.get(el)
+    if length is None:
+        length = page.lengths[el] = len(text_content(el).strip())
+    return length
+
+
 def _other_page(href: str | None, page: _Page) -> str | None:
     target = absolute_url(href, page.base) if href else None
-    if not target or norm_url(target) in page.own or _IMAGE_FILE.search(urlsplit(target).path):
+    if not target:
         return None
-    if norm_url(target).startswith(norm_url(page.url) + "/"):
-        return None  # a page below this one: an attachment or gallery page of this article
+    end = min((i for i in (target.find("?"), target.find("#")) if i >= 0), default=len(target))
+    norm = norm_url(target)
+    if norm in page.own or _IMAGE_FILE.search(target, 0, end) or norm.startswith(page.below):
+        return None  # this page, its image file (a lightbox), a page below it (an attachment page)
     return target
 
 

@@ -10,6 +10,7 @@ equal keys: the same path once size tokens are removed, or the same distinctive 
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from urllib.parse import unquote, urlsplit
 
 from crawlers.extract.records import ImageRef
@@ -34,6 +35,7 @@ _WIDTH = (re.compile(r"(?:^|[^\d])(\d{2,5})x\d{2,5}(?:[^\d]|$)"),  # -1600x1067.
           re.compile(r"[-_](\d{3,5})w(?:[-_.]|$)"))  # -800w.jpg
 
 
+@lru_cache(maxsize=8192)
 def keys(url: str) -> tuple[str, str | None]:
     """(path key, file-name key or None): equal keys are the same picture.  The file-name key is a distinctive
     name with its size tokens cut (`web15-blog-ff-2400x960_0.jpg` under two Drupal image styles, an og:image crop
@@ -78,6 +80,7 @@ def _embedded(query: str) -> str | None:
     return None
 
 
+@lru_cache(maxsize=8192)
 def url_width(url: str) -> int | None:
     """A width the URL itself states (`-1600x1067.jpg`, `?w=2480`, `/max/800/`, `-800w.jpg`), else None."""
     for pattern in _WIDTH:
@@ -95,9 +98,13 @@ class PictureSet:
         self._by_key: dict[str, ImageRef] = {}
 
     def find(self, urls: list[str], *, by_name: bool = False) -> ImageRef | None:
+        for url in urls:  # the same URL again: no key to compute
+            ref = self._by_key.get(url)
+            if ref is not None:
+                return ref
         for url in urls:
             path_key, name_key = keys(url)
-            ref = self._by_key.get(url) or self._by_key.get(path_key) or (
+            ref = self._by_key.get(path_key) or (
                 self._by_key.get(name_key) if by_name and name_key else None)
             if ref is not None:
                 return ref

@@ -233,7 +233,7 @@ def test_chrome_word_gates_agree_with_their_patterns():
 def test_url_path_fast_path_agrees_with_urlsplit():
     from urllib.parse import urlsplit
 
-    from crawlers.extract.images import _path
+    from crawlers.extract.images import url_path as _path
 
     rng = random.Random(5)
     alphabet = "ab/?#:[]%.-_ Hh\t\u00e9"
