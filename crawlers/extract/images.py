@@ -114,6 +114,13 @@ def image_candidates(img: Element, base_url: str) -> list[tuple[float, str]]:
     Sizes are srcset `w` widths (`x` densities count x1000); a lazy attribute ranks above `src` (it holds the
     real image where `src` holds a placeholder or a thumbnail); placeholders and implausible URLs are left out."""
     attrib = img.attrib
+    if not any(name.startswith("data") or name in _LAZY_SRC or name == "srcset" for name in attrib) \
+            and not _in_picture(img):
+        src = (attrib.get("src") or "").strip()  # a plain <img src> (logos, icons, inline pictures): one candidate
+        if not src or _PLACEHOLDER_SRC.search(src) or not plausible_url(src):
+            return []
+        absolute = absolute_url(src, base_url)
+        return [(0.0, absolute)] if absolute else []
     raw: list[tuple[float, str]] = []
     for name in _SRCSETS:
         if name in attrib:
@@ -149,6 +156,17 @@ def image_candidates(img: Element, base_url: str) -> list[tuple[float, str]]:
             if len(out) == MAX_CANDIDATES:
                 break
     return out
+
+
+def _in_picture(img: Element) -> bool:
+    el = img.getparent()
+    for _ in range(3):
+        if el is None:
+            return False
+        if el.tag in ("picture", "source"):
+            return True
+        el = el.getparent()
+    return False
 
 
 def _lazy_names(attrib) -> list[str]:
