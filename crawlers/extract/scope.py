@@ -6,7 +6,7 @@ a good share of them.  Here, as in Readability: every paragraph votes for its pa
 above), paragraphs inside comment, sidebar, footer, ... elements do not vote, class and id words add or subtract
 weight, link-heavy blocks lose in proportion to their link text; the winner climbs to an ancestor that several
 near-winners share, and takes in siblings that score well or are captioned figures / pictures with little text.
-Readability-lxml and trafilatura do this job too, at about 10x the CPU per page (BENCHMARKS.md, "Extraction").
+Readability-lxml and trafilatura do this job too, at 5-8x the CPU per page (BENCHMARKS.md, "Extraction").
 """
 
 from __future__ import annotations
