@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline.signals import HASH_VERSION
+
 RESIZE_MODES = ("keep_ratio_largest", "center_crop", "no")
 
 
@@ -35,8 +37,11 @@ class CleanConfig:
     resize_mode: str = "keep_ratio_largest"
     image_size: int = 512
     jpeg_quality: int = 90
-    # dedup and split
-    phash_threshold: int = 4
+    # dedup and split (the rule and the measurements behind these defaults: pipeline/README.md "Near duplicates")
+    phash_threshold: int = 8  # pHash (or mirrored pHash) Hamming distance for a candidate pair, of 64 bits
+    pdq_threshold: int = 90  # PDQ Hamming distance, of 256 bits, that confirms a candidate ...
+    colour_threshold: float = 12.0  # ... and mean colour-layout difference (0..255 chromaticity), unless one is grey
+    aspect_tolerance: float = 0.1  # ... and |log(aspect ratio) difference| of the hashed pictures (0.1: ~10%)
     val_fraction: float = 0.05
     seed: int = 0
     # output
@@ -46,6 +51,7 @@ class CleanConfig:
     partition_rows: int = 256  # RAW rows per task (whole row groups; the crawler writes 64): balances the workers,
     # bounds their memory, and does not depend on the cluster size (so neither do the output bytes)
     write_rejected: bool = False
+    rehash_index: bool = False  # recompute an older dataset's dedup index from its stored images (see README)
     rejected_images: bool = False  # with write_rejected: keep the original image bytes of dropped rows too
     # robustness
     strict: bool = False  # fail on the first unreadable or schema-invalid RAW file instead of skipping it
@@ -67,6 +73,10 @@ class CleanConfig:
             raise ValueError(f"val_fraction {self.val_fraction} must be within [0, 1]")
         if not 0 <= self.phash_threshold < 32:
             raise ValueError(f"phash_threshold {self.phash_threshold} must be within [0, 31]")
+        if not 0 <= self.pdq_threshold <= 256:
+            raise ValueError(f"pdq_threshold {self.pdq_threshold} must be within [0, 256]")
+        if not 0 <= self.colour_threshold <= 255:
+            raise ValueError(f"colour_threshold {self.colour_threshold} must be within [0, 255]")
         if self.langs is not None:
             self.langs = sorted({lang.strip().lower() for lang in self.langs if lang.strip()}) or None
         for name in ("shard_rows", "shard_bytes", "row_group_rows", "partition_rows", "image_size", "min_side"):
@@ -79,7 +89,9 @@ class CleanConfig:
 
     def parameters(self) -> dict[str, Any]:
         """What goes into the manifest: everything that changes the output's bytes, nothing machine-specific."""
-        skip = {"raw", "out", "scheduler", "n_workers", "threads_per_worker", "progress", "strict", "extra"}
+        skip = {"raw", "out", "scheduler", "n_workers", "threads_per_worker", "progress", "strict", "extra",
+                "rehash_index"}
         params = {k: v for k, v in asdict(self).items() if k not in skip}
         params["blocklist"] = str(self.blocklist) if self.blocklist else None
+        params["dedup_hashes"] = HASH_VERSION  # what the index's hashes mean; a later run checks it
         return params
