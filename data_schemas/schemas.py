@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 RAW_VERSION = "1"
-CLEAN_VERSION = "1"
+CLEAN_VERSION = "2"  # 2: phash is of the picture without uniform borders (pipeline.signals)
 SOURCE_KINDS = ("news", "mastodon", "bluesky", "feed")
 CAPTION_ORIGINS = ("figcaption", "alt", "og_image_alt", "jsonld", "social_alt", "feed", "title", "context")
 # Which candidate becomes the caption: the first, in this order, that passes the text filters.  Human-written
