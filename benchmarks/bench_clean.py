@@ -175,27 +175,43 @@ def run_baseline(raw: Path) -> tuple[float, float]:
     return time.perf_counter() - t, _cpu() - c
 
 
-def bench_dedup(n: int = 1_000_000, threshold: int = 4) -> dict:
+def bench_dedup(n: int = 1_000_000) -> dict:
+    """The stage's dedup() on n random rows with every near-duplicate signal (pHash, its mirror, PDQ, its mirror,
+    colour, aspect) and the config's thresholds; 5% of rows are near copies of another (pHash within the threshold,
+    PDQ 20 bits off, the same colour and aspect)."""
+    from pipeline.config import CleanConfig
     from pipeline.dedup import DedupInput, dedup
 
+    cfg = CleanConfig(raw="-", out="-")
     rng = np.random.default_rng(0)
-    hashes = rng.integers(0, 2**64 - 1, n, dtype=np.uint64, endpoint=True)
-    planted = rng.choice(n, n // 10, replace=False)  # 5% of rows are near copies (1-4 bits) of another row
+
+    def random64(*shape):
+        return rng.integers(0, 2**64 - 1, shape, dtype=np.uint64, endpoint=True)
+
+    hashes, flip, pdq, pdq_flip = random64(n), random64(n), random64(n, 4), random64(n, 4)
+    colour, aspect = rng.integers(0, 256, (n, 32)).astype(np.uint8), rng.normal(0, 0.3, n)
+    planted = rng.choice(n, n // 10, replace=False)
     src, dst = planted[: n // 20], planted[n // 20:]
-    flips = np.zeros(len(dst), np.uint64)
-    for _ in range(4):
-        flips |= np.uint64(1) << rng.integers(0, 64, len(dst)).astype(np.uint64)
-    hashes[dst] = hashes[src] ^ flips
+    bits = np.zeros(len(dst), np.uint64)
+    for _ in range(cfg.phash_threshold):  # up to the threshold's number of differing bits
+        bits |= np.uint64(1) << rng.integers(0, 64, len(dst)).astype(np.uint64)
+    hashes[dst], flip[dst] = hashes[src] ^ bits, flip[src]
+    pdq[dst] = pdq[src] ^ np.uint64(0xFFFFF)  # 20 bits
+    pdq_flip[dst], colour[dst], aspect[dst] = pdq_flip[src], colour[src], aspect[src]
     keys = np.char.mod("%032x", np.arange(n))
     x = DedupInput(keys=keys, phash=hashes, exact=np.stack([np.arange(n), np.zeros(n)], 1).astype(np.uint64),
                    pixels=rng.integers(1, 10**7, n), caption_rank=rng.integers(0, 8, n),
                    published=rng.integers(0, 10**15, n), crawled=rng.integers(0, 10**15, n),
-                   old=np.zeros(n, bool), old_cluster=np.full(n, "", object))
+                   old=np.zeros(n, bool), old_cluster=np.full(n, "", object), phash_flip=flip, pdq=pdq,
+                   pdq_flip=pdq_flip, colour=colour, aspect=aspect)
+    rule = {"threshold": cfg.phash_threshold, "pdq_threshold": cfg.pdq_threshold,
+            "colour_threshold": cfg.colour_threshold, "aspect_tolerance": cfg.aspect_tolerance}
+    dedup(x, **rule)  # numba loads its cached kernels once per process
     t, c = time.perf_counter(), time.process_time()
-    result = dedup(x, threshold=threshold)
+    result = dedup(x, **rule)
     elapsed, cpu = time.perf_counter() - t, time.process_time() - c
     tracemalloc.start()  # a second, traced run for the peak (tracing slows numpy's allocations down)
-    dedup(x, threshold=threshold)
+    dedup(x, **rule)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     return {"n": n, "seconds": elapsed, "cpu_s": cpu, "peak_mb": peak / 1e6, "dropped": int((~result.keep).sum()),

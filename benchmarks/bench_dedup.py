@@ -366,6 +366,37 @@ def _print_table(items: list[Item], rules: dict[str, dict]) -> None:
     print("(* extra edits, not in the mean)")
 
 
+def _ms(fn, repeats: int) -> float:
+    fn()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    return 1000 * (time.perf_counter() - start) / repeats
+
+
+def _costs_of(img: Image.Image, repeats: int) -> dict[str, float]:
+    from pipeline.phash import phash, phash_pair
+    from pipeline.signals import colour_cells, content_box, pdq_pair, reduced, signals
+
+    gray = img.convert("L")
+    pixels, small = np.asarray(gray), reduced(img)
+    luma = np.asarray(small.convert("L"))
+    return {"pHash (before)": _ms(lambda: phash(img), repeats),
+            "+ border check": _ms(lambda: content_box(pixels), repeats),
+            "+ mirrored pHash": _ms(lambda: phash_pair(gray), repeats) - _ms(lambda: phash(img), repeats)
+            + _ms(lambda: img.convert("L"), repeats),
+            "+ 64x64 reduction": _ms(lambda: reduced(img), repeats),
+            "+ PDQ and its mirror": _ms(lambda: pdq_pair(luma), repeats),
+            "+ colour layout": _ms(lambda: colour_cells(np.asarray(small)), repeats),
+            "all signals": _ms(lambda: signals(img), repeats)}
+
+
+def signal_costs(photos: dict[str, Image.Image], *, repeats: int = 20) -> dict[str, float]:
+    """Median ms per 1024-px photo: the stage's pHash alone (what it hashed before), each added signal, and all."""
+    rows = [_costs_of(img, repeats) for img in photos.values()]
+    return {k: statistics.median(r[k] for r in rows) for k in rows[0]}
+
+
 def run_quality(args) -> None:
     photos = real_photos()
     items = edited_set(photos)
@@ -376,6 +407,10 @@ def run_quality(args) -> None:
     if dropped:
         raise SystemExit(f"the stage dropped some images before dedup: {dict(dropped)}")
     print(f"stage path (normalise): {ms:.1f} ms per image (wall x jobs)")
+    if args.costs:
+        costs = signal_costs(photos)
+        print("signal costs, median ms per photo (1024 px long side): "
+              + ", ".join(f"{k} {v:.3f}" for k, v in costs.items()))
     hashes = np.array([im.phash for im in images], dtype=np.uint64)
     rules = {"stage": score(items, stage_labels(items, images))}
     for t in args.brute:
@@ -613,6 +648,7 @@ def main() -> None:
                    default=[], help="extra rules T,Q[,C[,A]]: pHash or mirror within T, PDQ within Q ('-': no PDQ), "
                    "colour within C, log aspect within A")
     q.add_argument("--analyse", action="store_true", help="print distance distributions per edit")
+    q.add_argument("--costs", action="store_true", help="time each signal per photo (single process)")
     c = sub.add_parser("search", help="candidate search alone on random hashes with planted pairs at distance t")
     c.add_argument("--n", type=int, nargs="+", default=[1_000_000])
     c.add_argument("--t", type=int, nargs="+", default=[8])
