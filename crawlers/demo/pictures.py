@@ -10,9 +10,10 @@ near the median can flip between a cheap render and the full-size photo (grain, 
 Tuning moves every coefficient at least MARGIN standard deviations away from the median by adding a few grey levels
 to the light field's 8x8 grid (largest offset: median 11, 90th percentile 21); design-vs-photo perturbations stay
 below 0.22 standard deviations in 99.9 % of coefficients, so the served picture has the design hash (19,896 of
-19,899 images of a 5,000-article site; 3 off by 2 bits; README "Scale").  9 keeps distinct pictures twice the
-clean stage's near-duplicate threshold (4) apart with room for such bits, and their near-duplicate copies, which
-share the base's tuned light field (crops are checked on their own), out of other clusters.
+19,899 images of a 5,000-article site; 3 off by 2 bits; README "Scale").  9 keeps distinct pictures beyond the
+clean stage's near-duplicate candidates (<= 8; it verifies those with other signals), and their near-duplicate
+copies, which share the base's tuned light field (crops and mirror images are checked on their own), out of other
+clusters.
 """
 
 from __future__ import annotations
