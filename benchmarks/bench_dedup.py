@@ -379,15 +379,15 @@ def _costs_of(img: Image.Image, repeats: int) -> dict[str, float]:
     from pipeline.signals import colour_cells, content_box, pdq_pair, reduced, signals
 
     gray = img.convert("L")
-    pixels, small = np.asarray(gray), reduced(img)
-    luma = np.asarray(small.convert("L"))
+    pixels, luma = np.asarray(gray), np.asarray(reduced(gray))
     return {"pHash (before)": _ms(lambda: phash(img), repeats),
             "+ border check": _ms(lambda: content_box(pixels), repeats),
             "+ mirrored pHash": _ms(lambda: phash_pair(gray), repeats) - _ms(lambda: phash(img), repeats)
             + _ms(lambda: img.convert("L"), repeats),
-            "+ 64x64 reduction": _ms(lambda: reduced(img), repeats),
+            "+ 64x64 luminance reduction": _ms(lambda: reduced(gray), repeats),
             "+ PDQ and its mirror": _ms(lambda: pdq_pair(luma), repeats),
-            "+ colour layout": _ms(lambda: colour_cells(np.asarray(small)), repeats),
+            "+ colour layout": _ms(lambda: colour_cells(np.asarray(img.resize((64, 64), Image.Resampling.NEAREST))),
+                                   repeats),
             "all signals": _ms(lambda: signals(img), repeats)}
 
 

@@ -9,11 +9,12 @@ with its mirror image.
 - **pHash** (64 bits, imagehash's definition, `pipeline.phash`) finds the candidates; its mirror (a horizontal
   flip) comes from the same coefficients.
 - **A 256-bit PDQ hash** (Meta's PDQ hash function: 16x16 DCT of a 64x64 luminance picture, one bit per
-  coefficient above the median) verifies them.  The 64x64 picture is an integer box reduction of the trimmed
-  luminance (what Pillow's ``reduce`` does in C), not PDQ's own Jarosz filter on the full picture, which costs ~60 ms
-  per megapixel in the `pdqhash` binding; on the same 64x64 input the bits equal `pdqhash.compute`'s (tested).  It
-  sees frequencies 1-16 where pHash sees 0-7, so two distinct pictures that pHash confuses by chance are very unlikely
-  to agree here too.
+  coefficient above the median), its mirror, a **colour layout** and the **aspect ratio** verify them.  The 64x64
+  picture is an integer box reduction of the trimmed luminance (what Pillow's ``reduce`` does in C), not PDQ's own
+  Jarosz filter on the full picture, which costs ~60 ms per megapixel in the `pdqhash` binding; on the same 64x64
+  input the bits equal `pdqhash.compute`'s (tested).  PDQ sees frequencies 1-16 where pHash sees 0-7; the colour
+  layout and the aspect ratio (which pHash and PDQ squash away) see what neither does.  Measured recall, false
+  merges and costs: pipeline/README.md and BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -123,7 +124,7 @@ def pdq_pair(luma: np.ndarray) -> tuple[bytes, bytes]:
 
 
 def colour_cells(rgb: np.ndarray) -> bytes:
-    """The colour layout: 4x4 cells of a 64x64 RGB picture, each as chromaticity (r, g) = (R, G) / (R + G + B) in
+    """The colour layout: 4x4 cells of 64x64 RGB samples, each as chromaticity (r, g) = (R, G) / (R + G + B) in
     0..255 (85, 85 = grey).  Ratios do not move with brightness, and a dark cell is pulled to grey
     (`_CHROMA_FLOOR`) because its ratios are noise.  32 bytes, row-major cells."""
     cells = rgb.astype(np.float64).reshape(_GRID, _SIDE // _GRID, _GRID, _SIDE // _GRID, 3).mean(axis=(1, 3))
@@ -137,8 +138,10 @@ def signals(img: Image.Image) -> Signals:
     gray = img.convert("L")
     box = content_box(np.asarray(gray))
     ph, ph_flip = phash_pair(gray.crop(box) if box else gray)
-    small = reduced(img, box)
-    pdq, pdq_flip = pdq_pair(np.asarray(small.convert("L")))
+    pdq, pdq_flip = pdq_pair(np.asarray(reduced(gray, box)))
     left, top, right, bottom = box or (0, 0, img.width, img.height)
-    return Signals(phash=ph, phash_flip=ph_flip, pdq=pdq, pdq_flip=pdq_flip, colour=colour_cells(np.asarray(small)),
+    # the colour layout averages 256 samples per cell: a grid of single pixels reads 1/100 of the picture, where a
+    # box reduction of the RGB picture cost as much as the pHash itself
+    samples = img.resize((_SIDE, _SIDE), Image.Resampling.NEAREST, box=(left, top, right, bottom))
+    return Signals(phash=ph, phash_flip=ph_flip, pdq=pdq, pdq_flip=pdq_flip, colour=colour_cells(np.asarray(samples)),
                    aspect=float(np.log((right - left) / (bottom - top))), box=box)

@@ -52,7 +52,7 @@ def test_pdq_is_the_pdqhash_packages_hash_of_the_reduction(fixtures: Path) -> No
     pdqhash = pytest.importorskip("pdqhash", reason="pdqhash is a dev dependency (pip install -e '.[dev]')")
     for name, img in _photos(fixtures).items():
         s = signals(img)
-        luma = np.asarray(reduced(img, s.box).convert("L"))
+        luma = np.asarray(reduced(img.convert("L"), s.box))
         bits, _quality = pdqhash.compute(np.repeat(luma[:, :, None], 3, axis=2))
         assert np.packbits(bits.astype(bool)).tobytes() == s.pdq, name
 
