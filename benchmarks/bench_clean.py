@@ -146,7 +146,7 @@ def run_baseline(raw: Path) -> tuple[float, float]:
 
     from data_schemas import Blocklist
     from pipeline.config import CleanConfig
-    from pipeline.dedup import DedupInput, dedup, exact_key, time_ns
+    from pipeline.dedup import DedupInput, colour_array, dedup, exact_key, pdq_words, time_ns
     from pipeline.rows import STAGE_SCHEMA, Accepted, row_reason, staged_record
 
     cfg = CleanConfig(raw=raw, out=OUT / "baseline-out")
@@ -169,7 +169,11 @@ def run_baseline(raw: Path) -> tuple[float, float]:
         exact=pix, pixels=np.asarray(table.column("original_width").to_numpy(), np.int64)
         * table.column("original_height").to_numpy(), caption_rank=table.column("caption_rank").to_numpy(),
         published=time_ns(table.column("published_at").to_numpy()), crawled=time_ns(
-            table.column("crawled_at").to_numpy()), old=np.zeros(n, bool), old_cluster=np.full(n, "", object)))
+            table.column("crawled_at").to_numpy()), old=np.zeros(n, bool), old_cluster=np.full(n, "", object),
+        phash_flip=table.column("phash_flip").to_numpy(), pdq=pdq_words(table.column("pdq").to_pylist()),
+        pdq_flip=pdq_words(table.column("pdq_flip").to_pylist()),
+        colour=colour_array(table.column("colour").to_pylist()), aspect=table.column("aspect").to_numpy()),
+        **cfg.dedup_rule())
     pq.write_table(table.filter(pa.array(result.keep)), cfg.out / "out.parquet", compression="zstd",
                    row_group_size=1000)
     return time.perf_counter() - t, _cpu() - c
@@ -204,8 +208,7 @@ def bench_dedup(n: int = 1_000_000) -> dict:
                    published=rng.integers(0, 10**15, n), crawled=rng.integers(0, 10**15, n),
                    old=np.zeros(n, bool), old_cluster=np.full(n, "", object), phash_flip=flip, pdq=pdq,
                    pdq_flip=pdq_flip, colour=colour, aspect=aspect)
-    rule = {"threshold": cfg.phash_threshold, "pdq_threshold": cfg.pdq_threshold,
-            "colour_threshold": cfg.colour_threshold, "aspect_tolerance": cfg.aspect_tolerance}
+    rule = cfg.dedup_rule()
     dedup(x, **rule)  # numba loads its cached kernels once per process
     t, c = time.perf_counter(), time.process_time()
     result = dedup(x, **rule)

@@ -236,7 +236,7 @@ def stage_labels(items: list[Item], images: list) -> np.ndarray:
         caption_rank=np.zeros(n, np.int64), published=np.arange(n, dtype=np.int64),
         crawled=np.arange(n, dtype=np.int64), old=np.zeros(n, bool), old_cluster=np.full(n, "", object),
         phash_flip=sig["pf"], pdq=sig["q"], pdq_flip=sig["qf"])
-    result = dedup(x, threshold=cfg.phash_threshold, pdq_threshold=cfg.pdq_threshold)
+    result = dedup(x, **cfg.dedup_rule())
     _, labels = np.unique(result.cluster.astype(str), return_inverse=True)
     return labels
 
@@ -601,8 +601,7 @@ def run_scale(args) -> None:
                    caption_rank=np.zeros(n, np.int64), published=np.arange(n), crawled=np.arange(n),
                    old=np.zeros(n, bool), old_cluster=np.full(n, "", object), phash_flip=sig["pf"], pdq=sig["q"],
                    pdq_flip=sig["qf"], colour=sig["c"], aspect=sig["a"])
-    result = dedup(x, threshold=t, pdq_threshold=q, colour_threshold=cfg.colour_threshold,
-                   aspect_tolerance=cfg.aspect_tolerance)
+    result = dedup(x, **{**cfg.dedup_rule(), "threshold": t, "pdq_threshold": q})
     seconds = time.perf_counter() - start
     sizes = np.unique(result.cluster.astype(str), return_counts=True)[1]
     merged_pairs = int((sizes * (sizes - 1) // 2).sum())

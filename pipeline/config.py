@@ -40,6 +40,7 @@ class CleanConfig:
     # dedup and split (the rule and the measurements behind these defaults: pipeline/README.md "Near duplicates")
     phash_threshold: int = 8  # pHash (or mirrored pHash) Hamming distance for a candidate pair, of 64 bits
     pdq_threshold: int = 90  # PDQ Hamming distance, of 256 bits, that confirms a candidate ...
+    pdq_threshold_mirrored: int = 70  # ... one found through the mirrored pHash (symmetric compositions pass more)
     colour_threshold: float = 12.0  # ... and mean colour-layout difference (0..255 chromaticity), unless one is grey
     aspect_tolerance: float = 0.1  # ... and |log(aspect ratio) difference| of the hashed pictures (0.1: ~10%)
     val_fraction: float = 0.05
@@ -73,8 +74,9 @@ class CleanConfig:
             raise ValueError(f"val_fraction {self.val_fraction} must be within [0, 1]")
         if not 0 <= self.phash_threshold < 32:
             raise ValueError(f"phash_threshold {self.phash_threshold} must be within [0, 31]")
-        if not 0 <= self.pdq_threshold <= 256:
-            raise ValueError(f"pdq_threshold {self.pdq_threshold} must be within [0, 256]")
+        for name in ("pdq_threshold", "pdq_threshold_mirrored"):
+            if not 0 <= getattr(self, name) <= 256:
+                raise ValueError(f"{name} {getattr(self, name)} must be within [0, 256]")
         if not 0 <= self.colour_threshold <= 255:
             raise ValueError(f"colour_threshold {self.colour_threshold} must be within [0, 255]")
         if self.langs is not None:
@@ -86,6 +88,12 @@ class CleanConfig:
     @property
     def workers(self) -> int:
         return self.n_workers or max(1, os.cpu_count() or 1)
+
+    def dedup_rule(self) -> dict[str, Any]:
+        """The near-duplicate rule's keyword arguments for `pipeline.dedup.dedup`."""
+        return {"threshold": self.phash_threshold, "pdq_threshold": self.pdq_threshold,
+                "pdq_threshold_mirrored": self.pdq_threshold_mirrored, "colour_threshold": self.colour_threshold,
+                "aspect_tolerance": self.aspect_tolerance}
 
     def parameters(self) -> dict[str, Any]:
         """What goes into the manifest: everything that changes the output's bytes, nothing machine-specific."""

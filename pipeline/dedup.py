@@ -154,7 +154,7 @@ def _keep_order(x: DedupInput, label: np.ndarray, key_rank: np.ndarray) -> np.nd
 
 
 def dedup(x: DedupInput, *, threshold: int = 4, pdq_threshold: int = 256, colour_threshold: float = 255.0,
-          aspect_tolerance: float = np.inf) -> DedupResult:
+          aspect_tolerance: float = np.inf, pdq_threshold_mirrored: int | None = None) -> DedupResult:
     """Clusters = connected components of exact (same key or same pixels) and near (pHash + PDQ) edges.
 
     One row per cluster is kept.  A dropped row is ``duplicate_exact`` when a row with identical pixels beats it
@@ -166,7 +166,8 @@ def dedup(x: DedupInput, *, threshold: int = 4, pdq_threshold: int = 256, colour
     key_rank = np.empty(n, np.int64)
     key_rank[key_order] = np.arange(n)
     exact_edges = [_run_edges(x.keys[key_order], key_order), group_edges(x.exact)]
-    check = _Check(x, pdq_threshold=pdq_threshold, colour_threshold=colour_threshold,
+    mirrored = pdq_threshold if pdq_threshold_mirrored is None else pdq_threshold_mirrored
+    check = _Check(x, pdq_threshold=(pdq_threshold, mirrored), colour_threshold=colour_threshold,
                    aspect_tolerance=aspect_tolerance)
     edges = [*exact_edges, *near_edges(x, threshold=threshold, check=check)]
     label = components(n, *_join(edges, x.old))
@@ -206,10 +207,11 @@ def near_edges(x: DedupInput, *, threshold: int, check: _Check) -> list[tuple[np
 class _Check:
     """The verification of candidate pairs (a, b): PDQ within its threshold, the colour layouts within theirs
     unless either picture is grey, and the aspect ratios within their tolerance; for a mirrored candidate, a's
-    mirrored PDQ and colour layout.  A row without a PDQ hash (older index rows whose image is gone) is matched on
-    pHash alone."""
+    mirrored PDQ (within the stricter mirrored threshold) and colour layout.  A row without a PDQ hash (older index
+    rows whose image is gone) is matched on pHash alone."""
 
-    def __init__(self, x: DedupInput, *, pdq_threshold: int, colour_threshold: float, aspect_tolerance: float):
+    def __init__(self, x: DedupInput, *, pdq_threshold: tuple[int, int], colour_threshold: float,
+                 aspect_tolerance: float):
         n = len(x.keys)
         self.pdq = x.pdq if x.pdq is not None else np.zeros((n, 4), np.uint64)
         self.pdq_flip = x.pdq_flip if x.pdq_flip is not None else self.pdq
@@ -222,7 +224,7 @@ class _Check:
 
     def __call__(self, a: np.ndarray, b: np.ndarray, *, flip: bool) -> tuple[np.ndarray, np.ndarray]:
         pdq_a = (self.pdq_flip if flip else self.pdq)[a]
-        ok = pdq_distance(pdq_a, self.pdq[b]) <= self.pdq_threshold
+        ok = pdq_distance(pdq_a, self.pdq[b]) <= self.pdq_threshold[flip]
         ok &= (self.grey[a] | self.grey[b]
                | (colour_distance(self.colour[a], self.colour[b], mirror_a=flip) <= self.colour_threshold))
         ok &= ~(np.abs(self.aspect[a] - self.aspect[b]) > self.aspect_tolerance)  # NaN (unknown) passes

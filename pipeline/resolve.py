@@ -81,8 +81,7 @@ def resolve(results: list[PartitionResult], previous: Previous, cfg: Any) -> Res
     old = index_arrays(previous.index)
     order = np.argsort(old["keys"], kind="stable")  # deterministic node order for the previous rows
     old = {k: v[order] for k, v in old.items()}
-    outcome = dedup(_dedup_input(new, old), threshold=cfg.phash_threshold, pdq_threshold=cfg.pdq_threshold,
-                    colour_threshold=cfg.colour_threshold, aspect_tolerance=cfg.aspect_tolerance)
+    outcome = dedup(_dedup_input(new, old), **cfg.dedup_rule())
     n_new = len(new["keys"])
     keep, reason, cluster = outcome.keep[:n_new], outcome.reason[:n_new], outcome.cluster[:n_new]
     kept = np.flatnonzero(keep)

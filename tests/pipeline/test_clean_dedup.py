@@ -99,9 +99,7 @@ def test_stage_rule_finds_real_edits_flips_and_pads_and_merges_no_two_photos(fix
                 continue
             names.append((path.stem, kind))
             images.append(out)
-    result = dedup(_stage_input(images, [f"{a}/{b}" for a, b in names]), threshold=CFG.phash_threshold,
-                   pdq_threshold=CFG.pdq_threshold, colour_threshold=CFG.colour_threshold,
-                   aspect_tolerance=CFG.aspect_tolerance)
+    result = dedup(_stage_input(images, [f"{a}/{b}" for a, b in names]), **CFG.dedup_rule())
     cluster = dict(zip(names, result.cluster.tolist(), strict=True))
     photos = {stem for stem, _ in names}
     for stem in photos:
@@ -149,6 +147,10 @@ def test_a_mirrored_copy_is_found_through_the_mirrored_hash() -> None:
     assert not dedup(x, threshold=8, pdq_threshold=90).keep[1]
     x.phash_flip[0] = 0
     assert dedup(x, threshold=8, pdq_threshold=90).keep.all()
+    x.phash_flip[0] = 0xFFFF0000FFFF0001
+    x.pdq[1] = [2**64 - 1, 0, 0, 0]  # 64 bits from a's mirrored PDQ: enough for a direct candidate, not a mirrored one
+    assert not dedup(x, threshold=8, pdq_threshold=90).keep[1]
+    assert dedup(x, threshold=8, pdq_threshold=90, pdq_threshold_mirrored=50).keep.all()
 
 
 def test_components_against_python_union_find() -> None:
