@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -e '.[dev]'
 	@# Fail loudly here, not halfway through a test run, when an install step is missing.
 	$(BIN)/python -c "import torch, scrapy, dask.distributed, prefect, pyarrow, PIL, ftfy, py3langid, tokenizers, \
-	safetensors, duckdb, typer, webdataset; print('mmpipe environment OK: torch', torch.__version__)"
+	safetensors, duckdb, typer, webdataset, numba, pdqhash; print('mmpipe environment OK: torch', torch.__version__)"
 	$(BIN)/mmpipe --help >/dev/null
 	@touch $(STAMP)
 

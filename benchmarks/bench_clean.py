@@ -146,7 +146,7 @@ def run_baseline(raw: Path) -> tuple[float, float]:
 
     from data_schemas import Blocklist
     from pipeline.config import CleanConfig
-    from pipeline.dedup import DedupInput, dedup, exact_key, time_ns
+    from pipeline.dedup import DedupInput, colour_array, dedup, exact_key, pdq_words, time_ns
     from pipeline.rows import STAGE_SCHEMA, Accepted, row_reason, staged_record
 
     cfg = CleanConfig(raw=raw, out=OUT / "baseline-out")
@@ -169,33 +169,52 @@ def run_baseline(raw: Path) -> tuple[float, float]:
         exact=pix, pixels=np.asarray(table.column("original_width").to_numpy(), np.int64)
         * table.column("original_height").to_numpy(), caption_rank=table.column("caption_rank").to_numpy(),
         published=time_ns(table.column("published_at").to_numpy()), crawled=time_ns(
-            table.column("crawled_at").to_numpy()), old=np.zeros(n, bool), old_cluster=np.full(n, "", object)))
+            table.column("crawled_at").to_numpy()), old=np.zeros(n, bool), old_cluster=np.full(n, "", object),
+        phash_flip=table.column("phash_flip").to_numpy(), pdq=pdq_words(table.column("pdq").to_pylist()),
+        pdq_flip=pdq_words(table.column("pdq_flip").to_pylist()),
+        colour=colour_array(table.column("colour").to_pylist()), aspect=table.column("aspect").to_numpy()),
+        **cfg.dedup_rule())
     pq.write_table(table.filter(pa.array(result.keep)), cfg.out / "out.parquet", compression="zstd",
                    row_group_size=1000)
     return time.perf_counter() - t, _cpu() - c
 
 
-def bench_dedup(n: int = 1_000_000, threshold: int = 4) -> dict:
+def bench_dedup(n: int = 1_000_000) -> dict:
+    """The stage's dedup() on n random rows with every near-duplicate signal (pHash, its mirror, PDQ, its mirror,
+    colour, aspect) and the config's thresholds; 5% of rows are near copies of another (pHash within the threshold,
+    PDQ 20 bits off, the same colour and aspect)."""
+    from pipeline.config import CleanConfig
     from pipeline.dedup import DedupInput, dedup
 
+    cfg = CleanConfig(raw="-", out="-")
     rng = np.random.default_rng(0)
-    hashes = rng.integers(0, 2**64 - 1, n, dtype=np.uint64, endpoint=True)
-    planted = rng.choice(n, n // 10, replace=False)  # 5% of rows are near copies (1-4 bits) of another row
+
+    def random64(*shape):
+        return rng.integers(0, 2**64 - 1, shape, dtype=np.uint64, endpoint=True)
+
+    hashes, flip, pdq, pdq_flip = random64(n), random64(n), random64(n, 4), random64(n, 4)
+    colour, aspect = rng.integers(0, 256, (n, 32)).astype(np.uint8), rng.normal(0, 0.3, n)
+    planted = rng.choice(n, n // 10, replace=False)
     src, dst = planted[: n // 20], planted[n // 20:]
-    flips = np.zeros(len(dst), np.uint64)
-    for _ in range(4):
-        flips |= np.uint64(1) << rng.integers(0, 64, len(dst)).astype(np.uint64)
-    hashes[dst] = hashes[src] ^ flips
+    bits = np.zeros(len(dst), np.uint64)
+    for _ in range(cfg.phash_threshold):  # up to the threshold's number of differing bits
+        bits |= np.uint64(1) << rng.integers(0, 64, len(dst)).astype(np.uint64)
+    hashes[dst], flip[dst] = hashes[src] ^ bits, flip[src]
+    pdq[dst] = pdq[src] ^ np.uint64(0xFFFFF)  # 20 bits
+    pdq_flip[dst], colour[dst], aspect[dst] = pdq_flip[src], colour[src], aspect[src]
     keys = np.char.mod("%032x", np.arange(n))
     x = DedupInput(keys=keys, phash=hashes, exact=np.stack([np.arange(n), np.zeros(n)], 1).astype(np.uint64),
                    pixels=rng.integers(1, 10**7, n), caption_rank=rng.integers(0, 8, n),
                    published=rng.integers(0, 10**15, n), crawled=rng.integers(0, 10**15, n),
-                   old=np.zeros(n, bool), old_cluster=np.full(n, "", object))
+                   old=np.zeros(n, bool), old_cluster=np.full(n, "", object), phash_flip=flip, pdq=pdq,
+                   pdq_flip=pdq_flip, colour=colour, aspect=aspect)
+    rule = cfg.dedup_rule()
+    dedup(x, **rule)  # numba loads its cached kernels once per process
     t, c = time.perf_counter(), time.process_time()
-    result = dedup(x, threshold=threshold)
+    result = dedup(x, **rule)
     elapsed, cpu = time.perf_counter() - t, time.process_time() - c
     tracemalloc.start()  # a second, traced run for the peak (tracing slows numpy's allocations down)
-    dedup(x, threshold=threshold)
+    dedup(x, **rule)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     return {"n": n, "seconds": elapsed, "cpu_s": cpu, "peak_mb": peak / 1e6, "dropped": int((~result.keep).sum()),

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 RAW_VERSION = "2"  # 2: `role`
-CLEAN_VERSION = "2"  # 2: `role`
+CLEAN_VERSION = "2"  # 2: `role`; phash is of the picture without uniform borders (pipeline.signals)
 # Older versions a reader still accepts, with the fields they lack (read as nulls): a crawl's RAW files outlive
 # an upgrade, so the clean stage reads them; CLEAN datasets are re-made by `mmpipe clean` instead.
 _OLDER_READABLE = {"raw": {"1": ("role",)}}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import shutil
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -30,10 +31,12 @@ from pipeline.dataset import (
     swap_in,
     write_index,
 )
+from pipeline.dedup import pdq_bytes
 from pipeline.engine import dask_client
 from pipeline.inputs import CleanError, InputFile, discover, inspect_input, plan_partitions
 from pipeline.partition import PartitionResult, process_partition
 from pipeline.progress import gather
+from pipeline.rehash import list_rehashed, prepare_index
 from pipeline.report import build_manifest
 from pipeline.resolve import Resolution, resolve
 from pipeline.shards import plan_shards, write_shard
@@ -133,6 +136,8 @@ def _run(client, cfg: CleanConfig, files: list[Path], previous: Previous, blockl
     if not todo and not skipped:
         log.info("%s: nothing new to clean", out)
         return None
+    rehashed = prepare_index(client, cfg, previous, out=out)  # refuses an index of other hashes unless told
+    previous = replace(previous, index=rehashed) if rehashed is not None else previous
     results, failed = _partitions(client, cfg, todo, blocklist, work)
     skipped += [{"path": todo_path(todo, i), "reason": e} for i, e in failed.items()]
     todo = [i for i in todo if i.index not in failed]
@@ -148,10 +153,13 @@ def _run(client, cfg: CleanConfig, files: list[Path], previous: Previous, blockl
     for r in results:
         drops.update(r.drops)
     drops.update(res.dup_drops)
-    return build_manifest(previous.manifest, run=run, parameters=cfg.parameters(),
-                          inputs=[i.record() for i in todo], rows_in=sum(r.rows_in for r in results), drops=drops,
-                          per_source=res.per_source, shards=shards, skipped=skipped, already=already,
-                          index_name=index_name, rejected=rejected)
+    manifest = build_manifest(previous.manifest, run=run, parameters=cfg.parameters(),
+                              inputs=[i.record() for i in todo], rows_in=sum(r.rows_in for r in results),
+                              drops=drops, per_source=res.per_source, shards=shards, skipped=skipped,
+                              already=already, index_name=index_name, rejected=rejected)
+    if rehashed is not None:
+        list_rehashed(manifest, work, run, rehashed)
+    return manifest
 
 
 def _next_numbers(previous: Previous) -> dict[str, int]:
@@ -168,6 +176,11 @@ def _index_table(res: Resolution, run: int) -> pa.Table:
         "key": pa.array(res.keys.tolist(), pa.string()),
         "sha256": pa.array([s.decode() for s in res.sha256.tolist()], pa.string()),
         "phash": pa.array(res.phash, pa.uint64()),
+        "phash_flip": pa.array(res.phash_flip, pa.uint64()),
+        "pdq": pa.array(pdq_bytes(res.pdq), pa.binary(32)),
+        "pdq_flip": pa.array(pdq_bytes(res.pdq_flip), pa.binary(32)),
+        "colour": pa.array([c.tobytes() for c in res.colour], pa.binary(32)),
+        "aspect": pa.array(res.aspect, pa.float32()),
         "cluster": pa.array(res.cluster.tolist(), pa.string()),
         "split": pa.array(res.split.tolist(), pa.string()),
         "run": pa.array(np.full(n, run, np.int32), pa.int32()),

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from data_schemas import ROLES
+from pipeline.signals import HASH_VERSION
 
 RESIZE_MODES = ("keep_ratio_largest", "center_crop", "no")
 # A scheduler address: tcp:// or tls:// (Dask's TCP comms), a host name, IPv4 or [IPv6] address, and a port.  No
@@ -54,8 +55,12 @@ class CleanConfig:
     resize_mode: str = "keep_ratio_largest"
     image_size: int = 512
     jpeg_quality: int = 90
-    # dedup and split
-    phash_threshold: int = 4
+    # dedup and split (the rule and the measurements behind these defaults: pipeline/README.md "Near duplicates")
+    phash_threshold: int = 8  # pHash (or mirrored pHash) Hamming distance for a candidate pair, of 64 bits
+    pdq_threshold: int = 90  # PDQ Hamming distance, of 256 bits, that confirms a candidate ...
+    pdq_threshold_mirrored: int = 70  # ... one found through the mirrored pHash (symmetric compositions pass more)
+    colour_threshold: float = 12.0  # ... and mean colour-layout difference (0..255 chromaticity), unless one is grey
+    aspect_tolerance: float = 0.1  # ... and |log(aspect ratio) difference| of the hashed pictures (0.1: ~10%)
     val_fraction: float = 0.05
     seed: int = 0
     # output
@@ -65,6 +70,7 @@ class CleanConfig:
     partition_rows: int = 256  # RAW rows per task (whole row groups; the crawler writes 64): balances the workers,
     # bounds their memory, and does not depend on the cluster size (so neither do the output bytes)
     write_rejected: bool = False
+    rehash_index: bool = False  # recompute an older dataset's dedup index from its stored images (see README)
     rejected_images: bool = False  # with write_rejected: keep the original image bytes of dropped rows too
     # robustness
     strict: bool = False  # fail on the first unreadable or schema-invalid RAW file instead of skipping it
@@ -93,6 +99,11 @@ class CleanConfig:
             if bad:
                 raise ValueError(f"roles {bad} are not RAW roles; choose from {ROLES}")
             self.roles = sorted(set(self.roles))
+        for name in ("pdq_threshold", "pdq_threshold_mirrored"):
+            if not 0 <= getattr(self, name) <= 256:
+                raise ValueError(f"{name} {getattr(self, name)} must be within [0, 256]")
+        if not 0 <= self.colour_threshold <= 255:
+            raise ValueError(f"colour_threshold {self.colour_threshold} must be within [0, 255]")
         if self.langs is not None:
             self.langs = sorted({lang.strip().lower() for lang in self.langs if lang.strip()}) or None
         for name in ("shard_rows", "shard_bytes", "row_group_rows", "partition_rows", "image_size", "min_side"):
@@ -103,9 +114,17 @@ class CleanConfig:
     def workers(self) -> int:
         return self.n_workers or max(1, os.cpu_count() or 1)
 
+    def dedup_rule(self) -> dict[str, Any]:
+        """The near-duplicate rule's keyword arguments for `pipeline.dedup.dedup`."""
+        return {"threshold": self.phash_threshold, "pdq_threshold": self.pdq_threshold,
+                "pdq_threshold_mirrored": self.pdq_threshold_mirrored, "colour_threshold": self.colour_threshold,
+                "aspect_tolerance": self.aspect_tolerance}
+
     def parameters(self) -> dict[str, Any]:
         """What goes into the manifest: everything that changes the output's bytes, nothing machine-specific."""
-        skip = {"raw", "out", "scheduler", "n_workers", "threads_per_worker", "progress", "strict", "extra"}
+        skip = {"raw", "out", "scheduler", "n_workers", "threads_per_worker", "progress", "strict", "extra",
+                "rehash_index"}
         params = {k: v for k, v in asdict(self).items() if k not in skip}
         params["blocklist"] = str(self.blocklist) if self.blocklist else None
+        params["dedup_hashes"] = HASH_VERSION  # what the index's hashes mean; a later run checks it
         return params

@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from data_schemas import MANIFEST_NAME, Manifest, atomic_write_json, atomic_write_parquet, fault_point, member_path
+from pipeline.dedup import GREY, colour_array, pdq_words
 from pipeline.inputs import CleanError
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,13 @@ INDEX_SCHEMA = pa.schema([
     pa.field("cluster", pa.string(), nullable=False),
     pa.field("split", pa.string(), nullable=False),
     pa.field("run", pa.int32(), nullable=False),
+    # hashes v2 (`pipeline.signals`); null in indexes written before them, and for rows re-hashed by
+    # --rehash-index whose image is gone (taken down): those match on pHash alone
+    pa.field("phash_flip", pa.uint64()),
+    pa.field("pdq", pa.binary(32)),
+    pa.field("pdq_flip", pa.binary(32)),
+    pa.field("colour", pa.binary(32)),
+    pa.field("aspect", pa.float32()),
 ])
 _ALLOWED_BEFORE_FIRST_RUN = {"blocklist.jsonl"}
 _JOURNAL = ".merging.json"  # in a build dir: the files `_merge_in` moves into the dataset (for `recover`)
@@ -131,8 +139,18 @@ def write_index(work: Path, run: int, table: pa.Table) -> str:
 
 
 def index_arrays(index: pa.Table) -> dict[str, np.ndarray]:
-    return {"keys": np.asarray(index.column("key").to_pylist(), dtype=str),
-            "phash": index.column("phash").to_numpy().astype(np.uint64),
+    phash = index.column("phash").to_numpy().astype(np.uint64)
+    flip = index.column("phash_flip")
+    pdq, pdq_flip = index.column("pdq"), index.column("pdq_flip")
+    known = pdq.is_valid().to_numpy(zero_copy_only=False) & pdq_flip.is_valid().to_numpy(zero_copy_only=False)
+    zero = bytes(32)
+    return {"keys": np.asarray(index.column("key").to_pylist(), dtype=str), "phash": phash,
+            "phash_flip": np.where(flip.is_valid().to_numpy(zero_copy_only=False),
+                                   flip.fill_null(0).to_numpy().astype(np.uint64), phash),
+            "pdq": pdq_words([v or zero for v in pdq.to_pylist()]),
+            "pdq_flip": pdq_words([v or zero for v in pdq_flip.to_pylist()]), "pdq_known": known,
+            "colour": colour_array([v or GREY for v in index.column("colour").to_pylist()]),
+            "aspect": index.column("aspect").fill_null(np.nan).to_numpy().astype(np.float32),
             "sha256": np.asarray(index.column("sha256").to_pylist(), dtype="S64"),
             "cluster": np.asarray(index.column("cluster").to_pylist(), dtype=str)}
 

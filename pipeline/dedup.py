@@ -1,17 +1,16 @@
-"""Global deduplication on the client, vectorised with numpy: exact (same pixels), near (pHash) and across runs.
+"""Global deduplication on the client, vectorised with numpy: exact (same pixels), near (pHash + PDQ) and across runs.
 
-Only a few fixed-width fields per row travel to the client (key, pHash, pixel hash, the keep-rule fields), never
-image bytes, so a million rows is ~100 MB and a few seconds.  Near duplicates use pigeonhole banding: with the 64
-bits cut into t+1 bands, two hashes within Hamming distance t agree exactly on at least one band, so sorting by
-each band and comparing neighbours inside equal runs finds every pair (then the full distance is checked).  The
-comparison walks offsets d = 1, 2, ... keeping only positions whose run is still longer than d, so the work is
-proportional to the number of candidate pairs, not to n times the longest run.
+Only a few fixed-width fields per row travel to the client (key, hashes, pixel hash, the keep-rule fields), never
+image bytes, so a million rows is ~150 MB.  Near duplicates: pHash (or the pHash of the mirrored picture) within
+``threshold``, found by an exact Hamming radius search (`pipeline.hamming`), then verified with the 256-bit PDQ hash
+(the same way round) within ``pdq_threshold``; the rule and its measured recall and false merges are in
+pipeline/README.md.  Rows equal in both hashes are one search row, so a thousand re-posts of one picture cost one
+query, not a million pairs.
 """
 
 from __future__ import annotations
 
 import hashlib
-import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,53 +20,52 @@ from data_schemas import reasons
 NULL_TIME = np.iinfo(np.int64).max  # nulls sort last in the keep rule
 
 
-def bands(threshold: int, bits: int = 64) -> list[tuple[int, int]]:
-    """(shift, width) of t+2 contiguous bands, as even as possible."""
-    n = threshold + 2
-    widths = [bits // n + (1 if i < bits % n else 0) for i in range(n)]
-    out, shift = [], bits
-    for w in widths:
-        shift -= w
-        out.append((shift, w))
-    return out
-
-
-def _band_pair_keys(hashes: np.ndarray, threshold: int):
-    """Pigeonhole keys: with t+2 bands and at most t differing bits, some *pair* of bands is identical.
-
-    (Plain t+1 bands give 13-bit keys for t=4: a million hashes then make ~300M candidate pairs.  Pairs of t+2
-    bands give ~21-bit keys: C(t+2, 2) = 15 sorts but only ~2M candidates, ten times faster overall.)  Each key is
-    the two bands' bits packed into one small integer, which sorts faster than the masked 64-bit value.
-    """
-    for (sa, wa), (sb, wb) in itertools.combinations(bands(threshold), 2):
-        a = (hashes >> np.uint64(sa)) & np.uint64((1 << wa) - 1)
-        b = (hashes >> np.uint64(sb)) & np.uint64((1 << wb) - 1)
-        key = (a << np.uint64(wb)) | b
-        yield key.astype(np.uint32) if wa + wb <= 32 else key
-
-
 def near_pairs(hashes: np.ndarray, threshold: int = 4) -> tuple[np.ndarray, np.ndarray]:
-    """Every index pair (i < j) with popcount(h[i] ^ h[j]) <= threshold, found by banding; pairs are unique."""
+    """Every index pair (i < j) with popcount(h[i] ^ h[j]) <= threshold, sorted and unique."""
+    from pipeline.hamming import radius_pairs  # numba loads on the client only, never on the workers
+
     hashes = np.ascontiguousarray(hashes, dtype=np.uint64)
-    n = hashes.size
-    found_i, found_j = [], []
-    for key in _band_pair_keys(hashes, threshold):
-        order = np.argsort(key)
-        sorted_key, sorted_hash = key[order], hashes[order]
-        active = np.flatnonzero(sorted_key[:-1] == sorted_key[1:]) if n > 1 else np.empty(0, np.int64)
-        d = 1
-        while active.size:
-            close = active[np.bitwise_count(sorted_hash[active] ^ sorted_hash[active + d]) <= threshold]
-            a, b = order[close], order[close + d]
-            found_i.append(np.minimum(a, b))
-            found_j.append(np.maximum(a, b))
-            d += 1
-            active = active[active + d < n]
-            active = active[sorted_key[active] == sorted_key[active + d]]
-    if not found_i:
-        return np.empty(0, np.int64), np.empty(0, np.int64)
-    pairs = np.unique(np.concatenate(found_i).astype(np.int64) * n + np.concatenate(found_j))
-    return pairs // n, pairs % n
+    i, j = radius_pairs(hashes, threshold)
+    lo, hi = np.minimum(i, j), np.maximum(i, j)
+    pairs = np.unique(lo * max(1, hashes.size) + hi)
+    return pairs // max(1, hashes.size), pairs % max(1, hashes.size)
+
+
+def pdq_words(values) -> np.ndarray:
+    """(n, 4) uint64 from 32-byte PDQ hashes (bytes), for vectorised distances."""
+    if len(values) == 0:
+        return np.empty((0, 4), np.uint64)
+    return np.frombuffer(b"".join(values), dtype=">u8").astype(np.uint64).reshape(-1, 4)
+
+
+GREY = bytes([85]) * 32  # the colour layout of a grey picture (every cell's chromaticity 1/3, 1/3)
+GREY_TOLERANCE = 3  # a layout within this of grey everywhere is a grey picture: its colours say nothing
+
+
+def colour_array(values) -> np.ndarray:
+    """(n, 32) uint8 colour layouts (`pipeline.signals.colour_cells`) from their bytes."""
+    return np.frombuffer(b"".join(values), dtype=np.uint8).reshape(-1, 32)
+
+
+def colour_distance(a: np.ndarray, b: np.ndarray, *, mirror_a: bool = False) -> np.ndarray:
+    """Mean absolute chromaticity difference per pair of (n, 32) layouts; ``mirror_a``: a's cells left-right."""
+    if mirror_a:
+        a = a.reshape(-1, 4, 4, 2)[:, :, ::-1].reshape(-1, 32)
+    return np.abs(a.astype(np.int16) - b.astype(np.int16)).mean(axis=1)
+
+
+def is_grey(colour: np.ndarray) -> np.ndarray:
+    return (np.abs(colour.astype(np.int16) - 85) <= GREY_TOLERANCE).all(axis=1)
+
+
+def pdq_bytes(words: np.ndarray) -> list[bytes]:
+    """The inverse of `pdq_words`."""
+    raw = np.ascontiguousarray(words, dtype=">u8").tobytes()
+    return [raw[k:k + 32] for k in range(0, len(raw), 32)]
+
+
+def pdq_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.bitwise_count(a ^ b).sum(axis=1)
 
 
 def components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -134,6 +132,12 @@ class DedupInput:
     crawled: np.ndarray  # int64 (ns)
     old: np.ndarray  # bool: kept by an earlier run
     old_cluster: np.ndarray  # str: the earlier run's cluster id ("" for new rows)
+    phash_flip: np.ndarray | None = None  # uint64, pHash of the mirrored picture; None: no mirror queries
+    pdq: np.ndarray | None = None  # (n, 4) uint64 (`pdq_words`); None: nothing is verified
+    pdq_flip: np.ndarray | None = None
+    pdq_known: np.ndarray | None = None  # bool; rows without a PDQ hash (None: all have one) match on pHash alone
+    colour: np.ndarray | None = None  # (n, 32) uint8 colour layouts; None: no colour check
+    aspect: np.ndarray | None = None  # float, log(width / height) hashed; NaN or None: no aspect check
 
 
 @dataclass
@@ -149,8 +153,9 @@ def _keep_order(x: DedupInput, label: np.ndarray, key_rank: np.ndarray) -> np.nd
     return np.lexsort((key_rank, x.crawled, x.published, x.caption_rank, -x.pixels, old_first, label))
 
 
-def dedup(x: DedupInput, *, threshold: int = 4) -> DedupResult:
-    """Clusters = connected components of exact (same key or same pixels) and near (pHash) edges.
+def dedup(x: DedupInput, *, threshold: int = 4, pdq_threshold: int = 256, colour_threshold: float = 255.0,
+          aspect_tolerance: float = np.inf, pdq_threshold_mirrored: int | None = None) -> DedupResult:
+    """Clusters = connected components of exact (same key or same pixels) and near (pHash + PDQ) edges.
 
     One row per cluster is kept.  A dropped row is ``duplicate_exact`` when a row with identical pixels beats it
     (exact dedup conceptually runs first and keeps the best of each identical set), else ``duplicate_near``; every
@@ -161,13 +166,10 @@ def dedup(x: DedupInput, *, threshold: int = 4) -> DedupResult:
     key_rank = np.empty(n, np.int64)
     key_rank[key_order] = np.arange(n)
     exact_edges = [_run_edges(x.keys[key_order], key_order), group_edges(x.exact)]
-    phash_order = np.argsort(x.phash, kind="stable")
-    sorted_phash = x.phash[phash_order]
-    fresh = np.ones(n, bool)
-    fresh[1:] = sorted_phash[1:] != sorted_phash[:-1]
-    uniq, first = sorted_phash[fresh], phash_order[fresh]  # one row per distinct pHash
-    i, j = near_pairs(uniq, threshold)
-    edges = [*exact_edges, _run_edges(sorted_phash, phash_order), (first[i], first[j])]
+    mirrored = pdq_threshold if pdq_threshold_mirrored is None else pdq_threshold_mirrored
+    check = _Check(x, pdq_threshold=(pdq_threshold, mirrored), colour_threshold=colour_threshold,
+                   aspect_tolerance=aspect_tolerance)
+    edges = [*exact_edges, *near_edges(x, threshold=threshold, check=check)]
     label = components(n, *_join(edges, x.old))
     exact_label = components(n, *_join(exact_edges, x.old))
     order = _keep_order(x, label, key_rank)
@@ -183,6 +185,73 @@ def dedup(x: DedupInput, *, threshold: int = 4) -> DedupResult:
     reason[~keep & exact_best] = reasons.DUPLICATE_NEAR
     reason[~keep & x.old[leader]] = reasons.DUPLICATE_PREVIOUS_RUN
     return DedupResult(keep=keep, reason=reason, cluster=cluster)
+
+
+def near_edges(x: DedupInput, *, threshold: int, check: _Check) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Near-duplicate edges: rows equal in every hash, then verified pHash (and mirrored pHash) neighbours."""
+    from pipeline.hamming import radius_pairs  # numba loads on the client only, never on the workers
+
+    colour = np.ascontiguousarray(check.colour).view(np.uint64)
+    unknown = (~check.known).astype(np.uint64)[:, None]
+    reps, same = _distinct(np.column_stack([x.phash, _fingerprint(check.pdq, colour, unknown)]))
+    p = x.phash[reps]
+    i, j = radius_pairs(p, threshold)
+    edges = [same, check(reps[i], reps[j], flip=False)]
+    if x.phash_flip is not None:
+        qi, dj = radius_pairs(p, threshold, queries=x.phash_flip[reps])
+        other = qi != dj  # a symmetric picture finds itself
+        edges.append(check(reps[qi[other]], reps[dj[other]], flip=True))
+    return edges
+
+
+class _Check:
+    """The verification of candidate pairs (a, b): PDQ within its threshold, the colour layouts within theirs
+    unless either picture is grey, and the aspect ratios within their tolerance; for a mirrored candidate, a's
+    mirrored PDQ (within the stricter mirrored threshold) and colour layout.  A row without a PDQ hash (older index
+    rows whose image is gone) is matched on pHash alone."""
+
+    def __init__(self, x: DedupInput, *, pdq_threshold: tuple[int, int], colour_threshold: float,
+                 aspect_tolerance: float):
+        n = len(x.keys)
+        self.pdq = x.pdq if x.pdq is not None else np.zeros((n, 4), np.uint64)
+        self.pdq_flip = x.pdq_flip if x.pdq_flip is not None else self.pdq
+        self.known = x.pdq_known if x.pdq_known is not None else np.full(n, x.pdq is not None)
+        self.colour = x.colour if x.colour is not None else np.full((n, 32), 85, np.uint8)
+        self.grey = is_grey(self.colour)
+        self.aspect = x.aspect if x.aspect is not None else np.full(n, np.nan)
+        self.pdq_threshold, self.colour_threshold, self.aspect_tolerance = (pdq_threshold, colour_threshold,
+                                                                            aspect_tolerance)
+
+    def __call__(self, a: np.ndarray, b: np.ndarray, *, flip: bool) -> tuple[np.ndarray, np.ndarray]:
+        pdq_a = (self.pdq_flip if flip else self.pdq)[a]
+        ok = pdq_distance(pdq_a, self.pdq[b]) <= self.pdq_threshold[flip]
+        ok &= (self.grey[a] | self.grey[b]
+               | (colour_distance(self.colour[a], self.colour[b], mirror_a=flip) <= self.colour_threshold))
+        ok &= ~(np.abs(self.aspect[a] - self.aspect[b]) > self.aspect_tolerance)  # NaN (unknown) passes
+        ok |= ~(self.known[a] & self.known[b])
+        return a[ok], b[ok]
+
+
+def _fingerprint(*columns: np.ndarray) -> np.ndarray:
+    """One 64-bit value per row of several (n, k) uint64 arrays (multiply-xorshift mixing), so finding rows equal
+    in every hash sorts two columns instead of 38 (and holds 16 bytes per row, not 300).  Two rows with equal pHash
+    but other hashes that differ collide with probability ~2^-64 per pair."""
+    h = np.zeros(len(columns[0]), np.uint64)
+    with np.errstate(over="ignore"):
+        for block in columns:
+            for k in range(block.shape[1]):
+                h = (h ^ block[:, k]) * np.uint64(0x9E3779B97F4A7C15)
+                h ^= h >> np.uint64(29)
+    return h
+
+
+def _distinct(values: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """(the first row of each distinct value, edges joining the other rows to it); rows of (n, k) compare whole."""
+    order = np.lexsort(values.T[::-1])
+    ordered = values[order]
+    fresh = np.ones(len(order), bool)
+    fresh[1:] = (ordered[1:] != ordered[:-1]).any(axis=1)
+    return np.sort(order[fresh]), _run_edges(ordered, order)
 
 
 def _join(edges: list[tuple[np.ndarray, np.ndarray]], old: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -25,7 +25,8 @@ from PIL import Image, ImageFile, ImageOps
 
 from data_schemas import reasons
 from pipeline.colour import to_srgb
-from pipeline.phash import phash
+from pipeline.phash import phash as phash  # re-exported: the canonical pHash of a decoded image
+from pipeline.signals import signals
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is a drop reason, never half a grey image
 _WHITE = (255, 255, 255)
@@ -41,7 +42,12 @@ class NormalisedImage:
     original_width: int  # after EXIF orientation
     original_height: int
     sha256: str  # of ``data``
-    phash: int  # 64-bit perceptual hash of the canonical decode
+    phash: int  # 64-bit perceptual hash of the canonical decode without uniform borders (`pipeline.signals`)
+    phash_flip: int  # ... of its mirror image
+    pdq: bytes  # 256-bit PDQ hash of the same picture, the second signal near duplicates are verified with
+    pdq_flip: bytes
+    colour: bytes  # 4x4 colour layout (chromaticity), the third signal
+    aspect: float  # log(width / height) of what was hashed, the fourth
 
 
 def decode(data: bytes, *, max_pixels: int = 89_478_485) -> Image.Image | str:
@@ -141,9 +147,11 @@ def normalise(data: bytes, cfg: Any = None) -> NormalisedImage | str:
                          max_aspect=getattr(cfg, "max_aspect", 3.0))
     if reason:
         return reason
-    hashed = phash(img)
+    hashed = signals(img)
     small = resize(img, mode=getattr(cfg, "resize_mode", "keep_ratio_largest"), size=getattr(cfg, "image_size", 512))
     stored = encode_jpeg(small, quality=getattr(cfg, "jpeg_quality", 90))
     digest = hashlib.sha256(stored).digest()
     return NormalisedImage(data=stored, width=small.width, height=small.height, original_width=width,
-                           original_height=height, sha256=digest.hex(), phash=hashed)
+                           original_height=height, sha256=digest.hex(), phash=hashed.phash,
+                           phash_flip=hashed.phash_flip, pdq=hashed.pdq, pdq_flip=hashed.pdq_flip,
+                           colour=hashed.colour, aspect=hashed.aspect)

@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from data_schemas import RAW_SCHEMA, Blocklist, SchemaError, validate
-from pipeline.dedup import NULL_TIME
+from pipeline.dedup import NULL_TIME, colour_array, pdq_words
 from pipeline.rows import REJECT_SCHEMA, STAGE_SCHEMA, Accepted, iter_rows, row_reason, staged_record
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,11 @@ def _meta(staged: pa.Table) -> dict[str, np.ndarray]:
     return {
         "keys": np.asarray(staged.column("key").to_pylist(), dtype=str),
         "phash": staged.column("phash").to_numpy().astype(np.uint64),
+        "phash_flip": staged.column("phash_flip").to_numpy().astype(np.uint64),
+        "pdq": pdq_words(staged.column("pdq").to_pylist()),
+        "pdq_flip": pdq_words(staged.column("pdq_flip").to_pylist()),
+        "colour": colour_array(staged.column("colour").to_pylist()),
+        "aspect": staged.column("aspect").to_numpy().astype(np.float32),
         "pixels": (pc.multiply(pc.cast(staged.column("original_width"), pa.int64()),
                                pc.cast(staged.column("original_height"), pa.int64()))).to_numpy(),
         "caption_rank": staged.column("caption_rank").to_numpy().astype(np.int64),

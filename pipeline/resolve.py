@@ -12,8 +12,8 @@ from pipeline.dataset import Previous, index_arrays
 from pipeline.dedup import DedupInput, dedup, exact_key, split_of
 from pipeline.partition import PartitionResult
 
-_FIELDS = ("keys", "phash", "pixels", "caption_rank", "published", "crawled", "nbytes", "sha256",
-           "source", "row")
+_FIELDS = ("keys", "phash", "phash_flip", "pdq", "pdq_flip", "colour", "aspect", "pixels", "caption_rank", "published",
+           "crawled", "nbytes", "sha256", "source", "row")
 
 
 @dataclass
@@ -23,6 +23,11 @@ class Resolution:
     keys: np.ndarray
     sha256: np.ndarray
     phash: np.ndarray
+    phash_flip: np.ndarray
+    pdq: np.ndarray  # (n, 4) uint64
+    pdq_flip: np.ndarray
+    colour: np.ndarray  # (n, 32) uint8
+    aspect: np.ndarray  # float32
     cluster: np.ndarray
     split: np.ndarray
     staged: np.ndarray  # staged file of each kept row
@@ -40,7 +45,9 @@ def _concat(results: list[PartitionResult]) -> dict[str, np.ndarray]:
     metas = [r.meta for r in results if r.meta]
     if not metas:
         empty = {name: np.empty(0, np.int64) for name in _FIELDS}
-        empty.update(keys=np.empty(0, str), phash=np.empty(0, np.uint64),
+        empty.update(keys=np.empty(0, str), phash=np.empty(0, np.uint64), phash_flip=np.empty(0, np.uint64),
+                     pdq=np.empty((0, 4), np.uint64), pdq_flip=np.empty((0, 4), np.uint64),
+                     colour=np.empty((0, 32), np.uint8), aspect=np.empty(0, np.float32),
                      sha256=np.empty(0, "S64"), source=np.empty(0, object), staged=np.empty(0, object))
         return empty
     merged = {name: np.concatenate([m[name] for m in metas]) for name in _FIELDS}
@@ -62,6 +69,10 @@ def _dedup_input(new: dict[str, np.ndarray], old: dict[str, np.ndarray]) -> Dedu
         crawled=np.concatenate([new["crawled"], zeros]),
         old=np.concatenate([np.zeros(n_new, bool), np.ones(n_old, bool)]),
         old_cluster=np.concatenate([np.full(n_new, "", dtype=object), old["cluster"].astype(object)]),
+        phash_flip=np.concatenate([new["phash_flip"], old["phash_flip"]]).astype(np.uint64),
+        pdq=np.concatenate([new["pdq"], old["pdq"]]), pdq_flip=np.concatenate([new["pdq_flip"], old["pdq_flip"]]),
+        pdq_known=np.concatenate([np.ones(n_new, bool), old["pdq_known"]]),
+        colour=np.concatenate([new["colour"], old["colour"]]), aspect=np.concatenate([new["aspect"], old["aspect"]]),
     )
 
 
@@ -70,7 +81,7 @@ def resolve(results: list[PartitionResult], previous: Previous, cfg: Any) -> Res
     old = index_arrays(previous.index)
     order = np.argsort(old["keys"], kind="stable")  # deterministic node order for the previous rows
     old = {k: v[order] for k, v in old.items()}
-    outcome = dedup(_dedup_input(new, old), threshold=cfg.phash_threshold)
+    outcome = dedup(_dedup_input(new, old), **cfg.dedup_rule())
     n_new = len(new["keys"])
     keep, reason, cluster = outcome.keep[:n_new], outcome.reason[:n_new], outcome.cluster[:n_new]
     kept = np.flatnonzero(keep)
@@ -80,6 +91,8 @@ def resolve(results: list[PartitionResult], previous: Previous, cfg: Any) -> Res
     dropped = np.flatnonzero(~keep)
     return Resolution(
         keys=new["keys"][kept], sha256=new["sha256"][kept], phash=new["phash"][kept],
+        phash_flip=new["phash_flip"][kept], pdq=new["pdq"][kept], pdq_flip=new["pdq_flip"][kept],
+        colour=new["colour"][kept], aspect=new["aspect"][kept],
         cluster=clusters, split=split, staged=new["staged"][kept],
         rows=new["row"][kept], nbytes=new["nbytes"][kept], per_source=Counter(new["source"][kept].tolist()),
         dup_drops=Counter(reason[dropped].tolist()), dup_keys=new["keys"][dropped], dup_reasons=reason[dropped],

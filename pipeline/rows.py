@@ -25,6 +25,11 @@ log = logging.getLogger(__name__)
 # dedup fields, which are dropped before the shard is written.  Derived, so it can never drift from the contract.
 STAGE_SCHEMA = pa.schema([f for f in CLEAN_SCHEMA if f.name not in ("split", "dup_cluster")] + [
     pa.field("caption_rank", pa.int8(), nullable=False),
+    pa.field("phash_flip", pa.uint64(), nullable=False),
+    pa.field("pdq", pa.binary(32), nullable=False),
+    pa.field("pdq_flip", pa.binary(32), nullable=False),
+    pa.field("colour", pa.binary(32), nullable=False),
+    pa.field("aspect", pa.float32(), nullable=False),
 ])
 REJECT_SCHEMA = pa.schema([
     pa.field("id", pa.string(), nullable=False),
@@ -84,7 +89,8 @@ def staged_record(row: dict[str, Any], acc: Accepted) -> dict[str, Any]:
         "source": row["source"], "source_kind": row["source_kind"], "page_url": row["page_url"],
         "image_url": row["image_url"], "published_at": row.get("published_at"), "crawled_at": row["crawled_at"],
         "license": row.get("license"), "credit": acc.credit, "role": row.get("role"),
-        "caption_rank": RANK.get(cap.origin, len(RANK)),
+        "caption_rank": RANK.get(cap.origin, len(RANK)), "phash_flip": img.phash_flip, "pdq": img.pdq,
+        "pdq_flip": img.pdq_flip, "colour": img.colour, "aspect": img.aspect,
     }
 
 

@@ -17,6 +17,9 @@ from crawlers.demo.model import Picture
 from crawlers.demo.scenes import render_scene
 
 TRUNCATE_AT = 0.55  # a truncated body keeps this share of the encoded image
+ROTATE_DEGREES = (2.0, -1.5, 1.0, -0.5)  # a rotated near-duplicate, by step (gentler ones later)
+PAD_COLOURS = ((255, 255, 255), (0, 0, 0))  # a framed near-duplicate's border: white, or black bars
+PAD_SHARE = 0.05  # border width per side, as a share of the picture's side
 BOMB_SIDE = 20_000  # the decompression bomb declares BOMB_SIDE x BOMB_SIDE pixels
 
 
@@ -43,6 +46,15 @@ def render_picture(pictures: list[Picture], pid: int, width: int | None = None) 
     base = render_picture(pictures, pic.base)
     if pic.transform == "crop":
         base = base.crop(pic.crop)
+    elif pic.transform == "flip":
+        base = base.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    elif pic.transform == "rotate":
+        base = base.rotate(ROTATE_DEGREES[pic.step], resample=Image.Resampling.BICUBIC, fillcolor=(0, 0, 0))
+    elif pic.transform == "pad":
+        dx, dy = (pic.width - base.width) // 2, (pic.height - base.height) // 2
+        framed = Image.new("RGB", (pic.width, pic.height), PAD_COLOURS[pic.step % len(PAD_COLOURS)])
+        framed.paste(base, (dx, dy))
+        base = framed
     if base.size != (pic.width, pic.height):
         base = base.resize((pic.width, pic.height), Image.LANCZOS)
     if width is not None and width < pic.width:

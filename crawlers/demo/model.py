@@ -26,8 +26,9 @@ class Picture:
     quality: int
     grain: int = 0
     base: int | None = None  # near-duplicate of this pid
-    transform: str = ""  # quality | resize | crop (near-duplicates)
+    transform: str = ""  # quality | resize | crop | flip | pad | rotate (near-duplicates)
     crop: tuple[int, int, int, int] | None = None  # box in the base picture's pixels
+    step: int = 0  # which setting of the transform (rotation angle, border colour)
     serve: str = ""  # serving trouble: truncated | not_image | http_404 | http_500_once | slow | bomb | noimageai
     group: int = -1  # dup group id (the base pid); -1 when the picture has no planted copies
 

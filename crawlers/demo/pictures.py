@@ -10,9 +10,10 @@ near the median can flip between a cheap render and the full-size photo (grain, 
 Tuning moves every coefficient at least MARGIN standard deviations away from the median by adding a few grey levels
 to the light field's 8x8 grid (largest offset: median 11, 90th percentile 21); design-vs-photo perturbations stay
 below 0.22 standard deviations in 99.9 % of coefficients, so the served picture has the design hash (19,896 of
-19,899 images of a 5,000-article site; 3 off by 2 bits; README "Scale").  9 keeps distinct pictures twice the
-clean stage's near-duplicate threshold (4) apart with room for such bits, and their near-duplicate copies, which
-share the base's tuned light field (crops are checked on their own), out of other clusters.
+19,899 images of a 5,000-article site; 3 off by 2 bits; README "Scale").  9 keeps distinct pictures beyond the
+clean stage's near-duplicate candidates (<= 8; it verifies those with other signals), and their near-duplicate
+copies, which share the base's tuned light field (crops and mirror images are checked on their own), out of other
+clusters.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from dataclasses import replace
 import numpy as np
 from PIL import Image
 
+from crawlers.demo.images import PAD_SHARE
 from crawlers.demo.model import Picture
 from crawlers.demo.phash import NearIndex, bits_of, hamming, hashes_of, projection, resampler
 from crawlers.demo.scenes import Scene, grid_rgb, light_grid, random_scene, render_grey, render_shapes
@@ -47,6 +49,7 @@ GRAIN = {"mixed": 0, "bench": 5, "small": 0}
 CROP_MARGINS = (0.01, 0.005, 0.0025, 0.0)  # share of each side a crop variant removes, by step (0.0: one pixel)
 
 _DCT8 = projection(32)  # LANCZOS 32 -> 32 is the identity: the first 8 DCT rows
+_FLIP8 = np.where(np.arange(8) % 2 == 1, -1.0, 1.0)  # a mirror image negates the odd horizontal frequencies
 _B32 = resampler(8, 32, Image.BICUBIC)  # the light field's 8 grid rows spread over pHash's 32 rows
 _LUMA = np.array([0.299, 0.587, 0.114])
 # Row (k, i) of _LIGHT: how grid row i reaches DCT row k through the 32 pHash rows.  _A_INV inverts the light field's
@@ -155,13 +158,16 @@ def _tune_clipped(shapes: np.ndarray, cover: np.ndarray, grid: np.ndarray,
     return None
 
 
-def design_hash(scene: Scene, width: int, height: int, *, crop: tuple[int, int, int, int] | None = None) -> int:
+def design_hash(scene: Scene, width: int, height: int, *, crop: tuple[int, int, int, int] | None = None,
+                mirrored: bool = False) -> int:
     """The pHash of ``scene`` at ``width`` x ``height`` as the design sees it (of the ``crop`` box, in full-size
-    px: a grey render at twice the design size, cut and resized as pHash would)."""
+    px: a grey render at twice the design size, cut and resized as pHash would); ``mirrored``: of its mirror image
+    (the same coefficients with the odd horizontal frequencies negated)."""
     if crop is None:
         shapes, cover = _layers([Picture(pid=0, scene=scene, width=width, height=height, fmt="", quality=0)])
         grid = grid_rgb(scene).reshape(1, 64, 3).astype(np.float64)
-        return bits_of(_coefficients(shapes, cover, grid, np.zeros((1, 64))))
+        c = _coefficients(shapes, cover, grid, np.zeros((1, 64)))
+        return bits_of(c.reshape(8, 8) * _FLIP8 if mirrored else c)
     w, h = (2 * v for v in design_size(width, height))
     grey, _mask = render_grey(scene, w, h)
     sx, sy = w / width, h / height
@@ -194,14 +200,14 @@ class PictureFactory:
         self._settle()
         return self._pictures
 
-    def _far_enough(self, h: int, group: int) -> bool:
+    def far_enough(self, h: int, group: int) -> bool:
         return self.index.nearest_other(h, group) >= DESIGN_MIN_DISTANCE
 
     def _settle(self) -> None:
         pending, self._pending = self._pending, []
         for pic, result in zip(pending, _tune(pending) if pending else [], strict=True):
             for attempt in range(1, MAX_DRAWS + 1):
-                if result is not None and self._far_enough(result[1], pic.pid):
+                if result is not None and self.far_enough(result[1], pic.pid):
                     break
                 self.redrawn += 1
                 seed = random.Random(f"{pic.scene.seed}:{attempt}").getrandbits(32)
@@ -250,11 +256,14 @@ class PictureFactory:
         return self.add(width, height, "jpeg", 85)
 
     def variant(self, base: Picture, transform: str, step: int) -> Picture:
-        """A near-duplicate of ``base``: re-encoded, resized or cropped; ``step`` picks a gentler setting.
+        """A near-duplicate of ``base``: re-encoded, resized, cropped, mirrored, framed or rotated; ``step`` picks a
+        gentler setting.
 
-        Re-encoded and resized copies keep their base's pHash (same tuned scene, same framing).  A crop reframes
-        it, so its own design hash must stay within NEAR_DESIGN_MAX of the base's and DESIGN_MIN_DISTANCE from
-        other groups; when no crop from ``step`` on does, the copy is re-encoded instead.
+        Re-encoded, resized and framed copies keep their base's pHash (same tuned scene, same framing once the
+        clean stage trims the frame).  A crop reframes it, so its own design hash must stay within NEAR_DESIGN_MAX
+        of the base's and DESIGN_MIN_DISTANCE from other groups; when no crop from ``step`` on does, the copy is
+        re-encoded instead.  A mirrored copy's hash is the base's mirrored design hash, which must be as far from
+        other groups (else the copy is re-encoded).  Rotations are checked on the rendered bytes (plan_trouble).
         """
         self._settle()
         width, height, crop = base.width, base.height, None
@@ -263,7 +272,18 @@ class PictureFactory:
             crop = self._crop(base, step)
             if crop is None:
                 transform, step = "quality", 3
-        if transform == "quality":
+        if transform == "flip" and self.check_distinct:
+            mirrored = design_hash(base.scene, base.width, base.height, mirrored=True)
+            if not self.far_enough(mirrored, base.pid):
+                transform, step = "quality", 3
+            else:
+                self.index.add(mirrored, base.pid)
+        if transform == "pad":
+            width = base.width + 2 * max(1, round(base.width * PAD_SHARE))
+            height = base.height + 2 * max(1, round(base.height * PAD_SHARE))
+        if transform in ("flip", "pad", "rotate"):
+            pass
+        elif transform == "quality":
             quality = max(50, base.quality - (20, 12, 6, 3)[min(step, 3)])
         elif transform == "resize":
             factor = (0.75, 0.85, 0.92, 0.97)[min(step, 3)]
@@ -271,7 +291,7 @@ class PictureFactory:
         else:
             width, height = crop[2] - crop[0], crop[3] - crop[1]
         pic = Picture(pid=len(self._pictures), scene=base.scene, width=width, height=height, fmt=base.fmt,
-                      quality=quality, grain=base.grain, base=base.pid, transform=transform, crop=crop)
+                      quality=quality, grain=base.grain, base=base.pid, transform=transform, crop=crop, step=step)
         self._pictures.append(pic)
         return pic
 
@@ -285,7 +305,7 @@ class PictureFactory:
             if not self.check_distinct:
                 return crop
             h = design_hash(base.scene, base.width, base.height, crop=crop)
-            if hamming(h, base_hash) <= NEAR_DESIGN_MAX and self._far_enough(h, base.pid):
+            if hamming(h, base_hash) <= NEAR_DESIGN_MAX and self.far_enough(h, base.pid):
                 self.index.add(h, base.pid)
                 return crop
         return None

@@ -13,7 +13,7 @@ SERVE_TROUBLE = ("truncated", "not_image", "http_404", "http_500_once", "slow", 
 FIGURE_TROUBLE = ("tiny", "wide", "bomb", "boilerplate", "too_long")
 INLINE_TROUBLE = ("empty", "too_short")
 TEXT_TROUBLE = ("mojibake", "entity", "credit")
-NEAR_TRANSFORMS = ("quality", "resize", "crop")
+NEAR_TRANSFORMS = ("quality", "flip", "resize", "pad", "crop", "rotate")
 MAX_NEAR_DISTANCE = 4
 CHECK_NEAR_UP_TO = 500  # articles; larger sites skip rendering near-duplicates at planning time
 
@@ -109,13 +109,15 @@ def plant_duplicates(plan, rng: random.Random, factory: PictureFactory, *, troub
         original.pid, pic.group = pic.pid, pic.pid
         for c in range(1 + g % 2):
             _place_copy(plan, pool, social, places[(g + c) % 4], pic.pid, avoid={article.index}, exact=True, tag=c)
+    copies = 0  # every transform in turn, so even the smallest site plants each one
     for g in range(trouble_count(plan.articles_n, DUP_RATES["near_groups"], trouble)):
         article, original = pool.take()
         original.kind = rng.choice(("figure", "lazy", "inline"))
         base = factory.photo("body", fmt="jpeg")
         original.pid, base.group = base.pid, base.pid
         for c in range(1 + g % 2):
-            variant = _near_variant(plan, factory, base, NEAR_TRANSFORMS[(g + c) % 3])
+            variant = _near_variant(plan, factory, base, NEAR_TRANSFORMS[copies % len(NEAR_TRANSFORMS)])
+            copies += 1
             _place_copy(plan, pool, social, places[(g + c + 1) % 4], variant.pid, avoid={article.index},
                         exact=False, tag=c)
     plan.__dict__.pop("_pool", None)
@@ -140,13 +142,33 @@ def _place_copy(plan, pool: SlotPool, social: list[Slot], place: str, pid: int, 
         plan.aliases[slot.url] = (pid, None, pic.fmt)
 
 
+def _comparable(variant, base, body: bytes) -> int:
+    """The pHash of a near-duplicate as the clean stage compares it: mirrored back, its frame trimmed."""
+    import io
+
+    from PIL import Image
+
+    from crawlers.demo.phash import phash_image
+
+    with Image.open(io.BytesIO(body)) as image:
+        image = image.convert("RGB")
+    if variant.transform == "flip":
+        image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    elif variant.transform == "pad":
+        dx, dy = (variant.width - base.width) // 2, (variant.height - base.height) // 2
+        image = image.crop((dx, dy, dx + base.width, dy + base.height))
+    return phash_image(image)
+
+
 def _near_variant(plan, factory: PictureFactory, base, transform: str):
-    """The first setting of ``transform`` whose real pHash distance to the base is <= 4 (checked on small sites)."""
+    """The first setting of ``transform`` whose real pHash distance to the base (as the clean stage compares them)
+    is <= 4 (checked on small sites)."""
     from crawlers.demo.images import picture_bytes
     from crawlers.demo.phash import hamming, phash_bytes
 
     check = plan.articles_n <= CHECK_NEAR_UP_TO
-    for step in range(0 if check else 1, 4):  # unchecked (large) sites start with the gentler settings
+    first = 0 if check else (3 if transform == "rotate" else 1)  # unchecked (large) sites: gentler settings
+    for step in range(first, 4):
         variant = factory.variant(base, transform, step)
         variant.group = base.pid
         if not check:
@@ -154,7 +176,13 @@ def _near_variant(plan, factory: PictureFactory, base, transform: str):
         pics = factory.pictures
         base_body = plan.prerendered.get((base.pid, None, base.fmt)) or picture_bytes(pics, base.pid, None, base.fmt)
         body = picture_bytes(pics, variant.pid, None, variant.fmt)
-        if hamming(phash_bytes(base_body), phash_bytes(body)) <= MAX_NEAR_DISTANCE:
+        real = _comparable(variant, base, body)
+        near = hamming(phash_bytes(base_body), real) <= MAX_NEAR_DISTANCE
+        if near and variant.transform == "rotate":  # not designed: its real hash must be far from other groups too
+            near = factory.far_enough(real, base.pid)
+            if near:
+                factory.index.add(real, base.pid)
+        if near:
             plan.prerendered[(base.pid, None, base.fmt)] = base_body
             plan.prerendered[(variant.pid, None, variant.fmt)] = body
             return variant

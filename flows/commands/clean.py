@@ -56,7 +56,12 @@ def register(app: typer.Typer) -> None:
         image_size: Annotated[int, typer.Option(help="Longest side (or crop side) of stored images.")] = 512,
         resize_mode: Annotated[str, typer.Option(help="keep_ratio_largest | center_crop | no")] = "keep_ratio_largest",
         val_fraction: Annotated[float, typer.Option(help="Share of dup clusters put in val.")] = 0.05,
-        phash_threshold: Annotated[int, typer.Option(help="Near-duplicate Hamming distance.")] = 4,
+        phash_threshold: Annotated[int | None, typer.Option(
+            help="Near-duplicate candidates: pHash (or mirrored) distance of 64 bits (default: the stage's).")] = None,
+        pdq_threshold: Annotated[int | None, typer.Option(
+            help="PDQ distance, of 256 bits, that confirms a candidate (default: the stage's).")] = None,
+        rehash_index: Annotated[bool, typer.Option(
+            help="Recompute an older dataset's dedup index from its stored images before this run.")] = False,
         write_rejected: Annotated[bool, typer.Option(help="Keep dropped rows in rejected/.")] = False,
         blocklist: Annotated[Path | None, typer.Option(help="Extra takedown list (JSON lines).")] = None,
     ) -> None:
@@ -75,12 +80,13 @@ def register(app: typer.Typer) -> None:
 
         logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[RichHandler(show_path=False)])
         console = Console(stderr=True)
+        dedup = {k: v for k, v in (("phash_threshold", phash_threshold), ("pdq_threshold", pdq_threshold))
+                 if v is not None}
         try:
             config = CleanConfig(raw=raw, out=out, scheduler=scheduler, n_workers=workers, strict=strict,
                                  langs=langs.split(",") if langs else None, image_size=image_size,
-                                 resize_mode=resize_mode, val_fraction=val_fraction,
-                                 phash_threshold=phash_threshold, write_rejected=write_rejected,
-                                 blocklist=blocklist)
+                                 resize_mode=resize_mode, val_fraction=val_fraction, write_rejected=write_rejected,
+                                 blocklist=blocklist, rehash_index=rehash_index, **dedup)
             out_dir = clean(config)
         except (CleanError, SchemaError, ValueError, FileNotFoundError) as exc:
             console.print(f"[red]clean failed:[/red] {exc}")

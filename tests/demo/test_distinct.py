@@ -1,4 +1,4 @@
-"""Distinct pictures stay distinct and planted near-duplicates stay near, by the clean stage's own pHash, at any size.
+"""Distinct pictures stay distinct and planted near-duplicates stay near, by the clean stage's own hashes, at any size.
 
 The demo plans every picture's pHash (its *design hash*) and checks it against every other group's; these tests
 check that the served bytes really have those hashes and that the check runs however many pictures a site has.
@@ -15,9 +15,12 @@ import numpy as np
 from crawlers.demo import generate_site
 from crawlers.demo.phash import NearIndex, hamming, popcount
 from crawlers.demo.pictures import DESIGN_MIN_DISTANCE, PictureFactory, design_hash
-from pipeline.images import decode, orient, phash, to_rgb
+from pipeline.config import CleanConfig
+from pipeline.images import decode, orient, to_rgb
+from pipeline.signals import signals
 
-NEAR = 4  # the clean stage's default near-duplicate threshold
+NEAR = 4  # planted near-duplicates: at most this far, as the clean stage compares them (mirrored, frame trimmed)
+DISTINCT = CleanConfig(raw="r", out="o").phash_threshold  # other groups: farther than the stage's candidates
 
 
 def _served_pid(site, url: str) -> int:
@@ -25,36 +28,50 @@ def _served_pid(site, url: str) -> int:
     return alias[0] if alias else int(url.rsplit("/", 1)[1].split("-", 1)[0])
 
 
+def _designed(pictures, pic) -> int | None:
+    """The design hash of a served picture as the stage hashes it; None for rotations (checked on their bytes)."""
+    base = pictures[pic.base] if pic.base is not None else pic
+    if pic.transform == "rotate":
+        return None
+    if pic.transform == "flip":
+        return design_hash(base.scene, base.width, base.height, mirrored=True)
+    return design_hash(base.scene, base.width, base.height, crop=pic.crop)
+
+
 def test_served_pictures_have_their_design_hash_and_the_truth_holds():
-    """Every decodable image of a 100-article site (JPEG, PNG, WebP, Bluesky re-encodes, near-duplicate variants),
-    hashed as the clean stage hashes it: distinct groups > 4 apart, members of one group <= 4 apart."""
+    """Every decodable image of a 100-article site (JPEG, PNG, WebP, Bluesky re-encodes, near-duplicate variants:
+    re-encoded, resized, cropped, mirrored, framed, rotated), hashed as the clean stage hashes it: distinct groups
+    farther apart than the stage's candidate threshold, members of one group <= 4 apart (mirrored where mirrored)."""
     site = generate_site(articles=100, seed=7)
     pictures = site.plan.pictures
-    rows, same_as_design = [], 0
+    rows, same_as_design, designed_rows = [], 0, 0
     for t in site.truth:
         if not t.width:  # 404, not an image, truncated, bomb: never hashed
             continue
         img = decode(site.response(t.image_url)[2])
         assert not isinstance(img, str), (t.image_url, img)
-        real = phash(to_rgb(orient(img)))
+        real = signals(to_rgb(orient(img)))
         pic = pictures[_served_pid(site, t.image_url)]
-        base = pictures[pic.base] if pic.base is not None else pic
-        designed = design_hash(base.scene, base.width, base.height, crop=pic.crop)
-        assert hamming(real, designed) <= 2, (t.image_url, hamming(real, designed))
-        same_as_design += real == designed
-        rows.append((t.dup_group, real))
-    assert len(rows) > 350 and same_as_design >= 0.99 * len(rows), (same_as_design, len(rows))
+        designed = _designed(pictures, pic)
+        if designed is not None:
+            assert hamming(real.phash, designed) <= 2, (t.image_url, hamming(real.phash, designed))
+            same_as_design += real.phash == designed
+            designed_rows += 1
+        rows.append((t.dup_group, real.phash, real.phash_flip))
+    assert len(rows) > 350 and same_as_design >= 0.99 * designed_rows, (same_as_design, designed_rows)
     groups = defaultdict(list)
-    for group, h in rows:
-        groups[group].append(h)
+    for group, h, flip in rows:
+        groups[group].append((h, flip))
     planted = [hs for hs in groups.values() if len(hs) > 1]
     assert len(planted) >= 10
-    assert max(hamming(a, b) for hs in planted for a, b in itertools.combinations(hs, 2)) <= NEAR
-    hashes = np.array([h for _, h in rows], dtype=np.uint64)
-    owners = np.array([g for g, _ in rows])
+    for hs in planted:
+        for (a, fa), (b, fb) in itertools.combinations(hs, 2):
+            assert min(hamming(a, b), hamming(fa, b), hamming(a, fb)) <= NEAR, (a, b)
+    hashes = np.array([h for _, h, _ in rows], dtype=np.uint64)
+    owners = np.array([g for g, _, _ in rows])
     distances = popcount(hashes[:, None] ^ hashes[None, :]).astype(int)
     distances[owners[:, None] == owners[None, :]] = 64
-    assert distances.min() > NEAR, distances.min()
+    assert distances.min() > DISTINCT, distances.min()
 
 
 def test_the_design_check_runs_past_thousands_of_pictures():

@@ -17,6 +17,7 @@ from data_schemas import CLEAN_SCHEMA, RAW_SCHEMA, Manifest, SchemaError, file_s
 from pipeline.clean import clean
 from pipeline.config import CleanConfig
 from pipeline.inputs import CleanError
+from pipeline.signals import HASH_VERSION
 
 pytestmark = pytest.mark.slow  # every test here runs the real stage on a real Dask cluster
 
@@ -168,7 +169,38 @@ def test_out_dir_that_is_not_a_dataset_is_refused(planted, dask_address, tmp_pat
 
 def test_manifest_is_json_with_parameters(dataset: Path) -> None:
     data = json.loads((dataset / "manifest.json").read_text())
-    assert data["parameters"]["image_size"] == 512 and data["parameters"]["phash_threshold"] == 4
+    defaults = CleanConfig(raw="r", out="o")
+    assert data["parameters"]["image_size"] == 512
+    assert data["parameters"]["phash_threshold"] == defaults.phash_threshold
+    assert data["parameters"]["dedup_hashes"] == HASH_VERSION  # what the index's hashes mean
     assert all(set(i) == {"path", "rows", "bytes", "sha256"} for i in data["inputs"])
     with pytest.raises(SchemaError):
         validate(dataset / "manifest.json", CLEAN_SCHEMA)
+
+
+def test_an_index_of_older_hashes_is_refused_then_rehashed(planted, dask_address, tmp_path: Path) -> None:
+    """A dataset made before the current near-duplicate hashes (manifest without dedup_hashes, index with pHash
+    only) is never compared with new hashes: the run stops naming the flag, and with it the index is re-hashed
+    from the stored images, so a mirrored copy of an old picture is recognised."""
+    out = tmp_path / "old"
+    seed_blocklist(out, planted)
+    clean(_config(planted.raw, out, dask_address))
+    first = Manifest.read(out)
+    del first.parameters["dedup_hashes"]
+    first.write(out)
+    for name in first.extra["index"]:
+        index = pq.read_table(out / name)
+        pq.write_table(index.select(["key", "sha256", "phash", "cluster", "split", "run"]), out / name)
+    kept = [r for r in planted.rows if r["id"] in planted.kept_captions][2]
+    mirrored = Image.open(io.BytesIO(kept["image_bytes"])).transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    write_raw(tmp_path / "raw2" / "new.parquet", [raw_row(9100, jpeg(mirrored, 80), "The harbour, mirrored")])
+    inputs = [*sorted(planted.raw.glob("*.parquet")), tmp_path / "raw2" / "new.parquet"]
+    with pytest.raises(CleanError, match="--rehash-index"):
+        clean(_config(inputs, out, dask_address))
+    assert Manifest.read(out).rows_in == first.rows_in  # nothing was written
+    clean(_config(inputs, out, dask_address, rehash_index=True))
+    second = Manifest.read(out)
+    assert second.extra["runs"][-1]["drops"] == {reasons.DUPLICATE_PREVIOUS_RUN: 1}
+    assert second.parameters["dedup_hashes"] == HASH_VERSION
+    index = pa.concat_tables([pq.read_table(out / n) for n in second.extra["index"]])
+    assert index.num_rows == first.rows_out and index.column("pdq").null_count == 0
