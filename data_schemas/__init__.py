@@ -12,6 +12,15 @@ from data_schemas.io import (
     atomic_write_parquet_chunks,
     file_sha256,
 )
+from data_schemas.layout import (
+    AUX_SUFFIX,
+    CURATE_DIR,
+    SCORE_PART_GLOB,
+    SCORES_DIR,
+    SCORES_INFO,
+    score_part_name,
+    scores_dir,
+)
 from data_schemas.manifest import MANIFEST_NAME, MANIFEST_VERSION, Manifest, ShardInfo
 from data_schemas.schemas import (
     CAPTION_ORIGINS,
@@ -20,6 +29,10 @@ from data_schemas.schemas import (
     CLEAN_VERSION,
     RAW_SCHEMA,
     RAW_VERSION,
+    SCORES_META_MODEL,
+    SCORES_META_SHARD,
+    SCORES_SCHEMA,
+    SCORES_VERSION,
     SOURCE_KINDS,
     SchemaError,
     empty_table,
@@ -30,6 +43,15 @@ from data_schemas.schemas import (
 )
 
 __all__ = [
+    "AUX_SUFFIX",
+    "CURATE_DIR",
+    "SCORE_PART_GLOB",
+    "SCORES_DIR",
+    "SCORES_INFO",
+    "SCORES_META_MODEL",
+    "SCORES_META_SHARD",
+    "SCORES_SCHEMA",
+    "SCORES_VERSION",
     "BlockEntry",
     "Blocklist",
     "CAPTION_ORIGINS",
@@ -53,5 +75,7 @@ __all__ = [
     "row_id",
     "schema_name",
     "schema_version",
+    "score_part_name",
+    "scores_dir",
     "validate",
 ]

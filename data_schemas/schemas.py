@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 
 RAW_VERSION = "1"
 CLEAN_VERSION = "1"
+SCORES_VERSION = "1"
 SOURCE_KINDS = ("news", "mastodon", "bluesky", "feed")
 CAPTION_ORIGINS = ("figcaption", "alt", "og_image_alt", "jsonld", "social_alt", "feed", "title", "context")
 # Which candidate becomes the caption: the first, in this order, that passes the text filters.  Human-written
@@ -77,7 +78,20 @@ CLEAN_SCHEMA = _schema("clean", CLEAN_VERSION, [
     pa.field("dup_cluster", pa.string(), nullable=False),
 ])
 
-_BY_NAME = {"raw": RAW_SCHEMA, "clean": CLEAN_SCHEMA}
+# Per dataset row, what a model makes of it (`mmpipe score`): L2-normalised embeddings stored as float16 (half the
+# bytes; cosines move by < 1e-3) and their cosine computed in float32 before rounding.  An image that does not
+# decode has null embedding and alignment.  The model and the shard a file scores are in its footer metadata
+# (SCORES_META_* keys, JSON values), so every file says on its own what it is.
+SCORES_SCHEMA = _schema("scores", SCORES_VERSION, [
+    pa.field("key", pa.string(), nullable=False),
+    pa.field("image_embedding", pa.list_(pa.float16())),
+    pa.field("text_embedding", pa.list_(pa.float16()), nullable=False),
+    pa.field("alignment", pa.float32()),
+])
+SCORES_META_MODEL = b"mmpipe.scores.model"  # {"kind": "mmpipe" | "open_clip", ..., "weights_sha256", "step"}
+SCORES_META_SHARD = b"mmpipe.scores.shard"  # {"name": shard path in the dataset, "sha256", "rows"}
+
+_BY_NAME = {"raw": RAW_SCHEMA, "clean": CLEAN_SCHEMA, "scores": SCORES_SCHEMA}
 
 
 class SchemaError(ValueError):

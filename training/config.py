@@ -196,3 +196,46 @@ class EvalConfig:
     device: str = "auto"
     seed: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ScoreConfig:
+    """`mmpipe score`: embeddings and image-text alignment for every row of a dataset, from one model.
+
+    The model is a training run of ours (``run``) or an open_clip model whose weights are on disk (``open_clip``:
+    a model name open_clip knows, or a JSON model config file; ``pretrained``: the weights file).  Nothing is
+    downloaded.  Output: ``<data>/_scores/<name>/`` (see data_schemas.layout).
+    """
+
+    data: Path
+    run: Path | None = None
+    open_clip: str | None = None
+    pretrained: Path | None = None
+    name: str | None = None  # default: the run directory's name, or "open_clip-<model>"
+    batch_size: int = 64
+    num_workers: int = 1  # image-decoding loader processes (0: decode in the main process)
+    device: str = "auto"
+    precision: str = "auto"  # as TrainConfig: bf16 autocast on CUDA, fp32 on CPU
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if (self.run is None) == (self.open_clip is None):
+            raise ConfigError("score: give exactly one model: --run RUN (a training run) or --open-clip MODEL")
+        if self.open_clip is not None and self.pretrained is None:
+            raise ConfigError("score: --open-clip needs --pretrained PATH (weights on disk; nothing is downloaded)")
+        if self.open_clip is None and self.pretrained is not None:
+            raise ConfigError("score: --pretrained goes with --open-clip; a training run brings its own weights")
+        if self.batch_size < 1 or self.num_workers < 0:
+            raise ConfigError("score: batch_size must be >= 1 and num_workers >= 0")
+        if self.device not in ("auto", "cpu", "cuda") or self.precision not in ("auto", "bf16", "fp32"):
+            raise ConfigError(f"score: device '{self.device}' / precision '{self.precision}' is not valid")
+        if self.name is not None and (not self.name or "/" in self.name or self.name.startswith(".")):
+            raise ConfigError(f"score: name '{self.name}' must be a plain directory name")
+
+    @property
+    def run_id(self) -> str:
+        if self.name:
+            return self.name
+        if self.run is not None:
+            return Path(self.run).resolve().name
+        return "open_clip-" + Path(str(self.open_clip)).name.removesuffix(".json")
