@@ -32,6 +32,13 @@ class PairTruth:
     width: int = 0  # pixel size of the served image_url (0 when it is not a decodable image)
     height: int = 0
     caption_origin: str | None = None  # origin of the chosen caption (kept rows, and dup-group losers)
+    noise: str = ""  # caption noise the clean stage keeps: swapped | generic | reshoot | reshoot+swapped
+    scene_group: int = -1  # shared by the photos of one scene (noise "reshoot"); -1 otherwise
+
+    @property
+    def matches(self) -> bool:
+        """The caption truly describes the picture (no swapped or generic caption)."""
+        return "swapped" not in self.noise and self.noise != "generic"
 
     @property
     def kept(self) -> bool:
