@@ -61,7 +61,8 @@ def make_data(kind: str, root: Path, *, articles: int, seed: int) -> Path:
 
 
 def learned_words(run: Path, data: Path, *, top: int, min_count: int = 8) -> list[str]:
-    """Words whose masked-token cross-entropy falls most with the matched image (vs none), over the train split."""
+    """Words whose masked-token cross-entropy falls most with the matched image (vs none), over the train split:
+    the third of the words seen ``min_count`` times with the largest mean fall, at most ``top``."""
     model, cfg, tok = load_run_model(run, torch.device("cpu"))
     stream = ShardStream(open_split(data, "train"), tok, Layout(batch_size=64, shuffle=False),
                          image_size=cfg.image_size, mask_prob=cfg.mask_prob, train=False, max_epochs=1)
@@ -91,7 +92,7 @@ def learned_words(run: Path, data: Path, *, top: int, min_count: int = 8) -> lis
                     gain[word] += float(diff[r, t])
                     count[word] += 1
     mean = {w: gain[w] / count[w] for w in gain if count[w] >= min_count}
-    return sorted(mean, key=mean.get, reverse=True)[:top]
+    return sorted(mean, key=mean.get, reverse=True)[:min(top, max(1, len(mean) // 3))]
 
 
 def run_one(data: Path, out: Path, *, steps: int, seed: int, words: Path | None) -> dict:
@@ -112,13 +113,15 @@ def main() -> None:
     ap.add_argument("--articles", type=int, default=200)
     ap.add_argument("--steps", type=int, default=400)
     ap.add_argument("--top", type=int, default=48, help="learned: words in the focus list")
+    ap.add_argument("--policies", nargs="+", default=["uniform", "visual", "learned"],
+                    choices=("uniform", "visual", "learned"), help="learned needs uniform")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-masking-"))
     try:
         data = make_data(args.data, tmp, articles=args.articles, seed=args.site_seed)
         results = defaultdict(list)
         for seed in args.seeds:
-            for policy in ("uniform", "visual", "learned"):
+            for policy in args.policies:
                 words = VISUAL if policy == "visual" else None
                 if policy == "learned":
                     learned = learned_words(tmp / f"uniform-{seed}", data, top=args.top)
