@@ -127,6 +127,10 @@ def build_data(args, tmp: Path):
     t0 = time.monotonic()
     site = generate_site(articles=args.articles, seed=args.site_seed, photo_size="small")
     truth = {row_id(t.page_url, t.image_url): t for t in site.absolute_truth(BASE_URL)}
+    data = {"val": tmp / "val", "raw": tmp / "a-raw", "clean": tmp / "b-clean"}
+    if all((d / "manifest.json").exists() for d in data.values()):  # --keep DIR of an earlier run: reuse
+        print(f"reusing the datasets in {tmp}", flush=True)
+        return data, truth
     raw_rows = write_demo_raw(site, tmp / "raw")
     clean_dir = clean(CleanConfig(raw=tmp / "raw", out=tmp / "clean", n_workers=2, progress=False,
                                   val_fraction=args.val_fraction))
@@ -156,6 +160,10 @@ def train_run(data: Path, out: Path, *, preset: str, steps: int, seed: int) -> P
     from training.config import TrainConfig
     from training.train import train
 
+    summary = out / "train_summary.json"
+    if summary.exists() and json.loads(summary.read_text())["steps"] == steps:  # --keep: a finished run is reused
+        return out
+    shutil.rmtree(out, ignore_errors=True)
     return train(TrainConfig(data=data, out=out, preset=preset, steps=steps, seed=seed, num_workers=1,
                              progress=False, plot=False, eval_at_end=False))
 
@@ -166,10 +174,13 @@ def curated_copy(clean: Path, run: Path, out: Path, args) -> tuple[Path, Path]:
     from training.config import ScoreConfig
     from training.score import score
 
-    work = Path(shutil.copytree(clean, out.parent / f"{out.name}-scored"))  # scores land beside its copy
+    work = out.parent / f"{out.name}-scored"  # a copy, so the scores land beside it (and resume with --keep)
+    if not (work / "manifest.json").exists():
+        shutil.copytree(clean, work)
     scores = score(ScoreConfig(data=work, run=run, num_workers=1, progress=False))
     return curate(CurateConfig(data=work, scores=scores, out=out, keep_top=args.keep_top,
-                               semantic_threshold=args.semantic_threshold, progress=False)), scores
+                               semantic_threshold=args.semantic_threshold, semantic_max_drop=args.semantic_max_drop,
+                               progress=False)), scores
 
 
 def evaluate_run(run: Path, val: Path, seed: int) -> dict:
@@ -275,6 +286,7 @@ def main() -> None:
     ap.add_argument("--val-fraction", type=float, default=0.15)
     ap.add_argument("--keep-top", type=float, default=0.7)
     ap.add_argument("--semantic-threshold", type=float, default=0.95)
+    ap.add_argument("--semantic-max-drop", type=float, default=0.1)
     ap.add_argument("--bootstrap", type=int, default=2000)
     ap.add_argument("--keep", type=Path, help="keep the work directory here instead of a temporary one")
     args = ap.parse_args()
@@ -317,7 +329,8 @@ def report(args, arms: dict[str, Arm], aucs, reports, data, seconds: float) -> N
     print(f"\n{args.articles}-article demo site, tiny x {args.steps} steps x batch 32 per arm, training seeds "
           f"{args.seeds} (floor: seed {args.seeds[0]}); held-out val: {n_val} truly matching pairs "
           f"(chance R@1 {arms['b'].evals[0]['retrieval']['chance_R@1']:.4f}); 95% bootstrap CIs over val pairs; "
-          f"curate keep_top {args.keep_top}, semantic threshold {args.semantic_threshold}; {seconds / 60:.0f} min\n")
+          f"curate keep_top {args.keep_top}, semantic threshold {args.semantic_threshold} (max drop "
+          f"{args.semantic_max_drop}); {seconds / 60:.0f} min\n")
     print("| arm | train rows | mean R@1 | i2t R@1 | t2i R@1 | i2t R@5 | t2i R@5 | MLM acc gap (matched - "
           "mismatched) |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")

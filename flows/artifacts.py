@@ -81,8 +81,9 @@ def cut_rows(manifest: Manifest) -> list[dict[str, Any]]:
     rows.append({"step": "kept", "reason": "rows_out", "rows": cur["rows_out"], "value": None})
     rows.append({"step": "cut", "reason": f"alignment (keep_top {cur['keep_top']}, min {cur['min_alignment']})",
                  "rows": cur["pool"], "value": cur["alignment_cut"]})
-    rows.append({"step": "cut", "reason": f"semantic cosine ({cur['clusters']} clusters)", "rows": None,
-                 "value": cur["semantic_threshold"]})
+    rows.append({"step": "cut", "reason": f"semantic cosine ({cur['clusters']} clusters, asked "
+                 f"{cur['semantic_threshold']}, max drop {cur.get('semantic_max_drop')})", "rows": None,
+                 "value": cur.get("semantic_threshold_applied")})
     return rows
 
 

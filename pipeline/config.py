@@ -104,6 +104,9 @@ class CurateConfig:
     keep_top: float | None = 0.7
     min_alignment: float | None = None
     semantic_threshold: float | None = 0.95
+    # SemDeDup never drops more than this share of the rows it sees: in an embedding space where everything looks
+    # alike (a weak or collapsed scorer) the threshold is raised to drop exactly this share, most similar first
+    semantic_max_drop: float | None = 0.1
     splits: tuple[str, ...] = ("train",)
     cluster_size: int = 1000  # SemDeDup: k = rows / cluster_size k-means clusters
     kmeans_iters: int = 20
@@ -119,6 +122,8 @@ class CurateConfig:
             raise ValueError(f"keep_top {self.keep_top} must be within (0, 1]")
         if self.semantic_threshold is not None and not -1.0 <= self.semantic_threshold <= 1.0:
             raise ValueError(f"semantic_threshold {self.semantic_threshold} is a cosine: within [-1, 1]")
+        if self.semantic_max_drop is not None and not 0.0 <= self.semantic_max_drop <= 1.0:
+            raise ValueError(f"semantic_max_drop {self.semantic_max_drop} must be within [0, 1]")
         if not set(self.splits) <= {"train", "val"} or not self.splits:
             raise ValueError(f"splits {self.splits}: choose from train, val")
         if self.cluster_size < 2 or self.kmeans_iters < 1:

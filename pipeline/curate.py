@@ -81,6 +81,7 @@ class Decision:
     pool: int  # rows the alignment filter ranked (decodable rows of the curated splits)
     cut: float | None  # lowest alignment kept
     clusters: int
+    semantic_threshold: float | None = None  # the cosine threshold applied (see CurateConfig.semantic_max_drop)
 
 
 def curate(config: CurateConfig) -> Path:
@@ -199,16 +200,20 @@ def decide(rows: Rows, cfg: CurateConfig) -> Decision:
         keep &= rows.alignment[order] >= cfg.min_alignment
     reason[order[~keep]] = reasons.LOW_ALIGNMENT
     survivors = order[keep]
-    clusters = 0
+    clusters, applied = 0, None
     if cfg.semantic_threshold is not None and len(survivors) > 1:
-        dup, nearest, clusters = semantic_duplicates(rows.embedding[survivors], np.arange(len(survivors)),
-                                                     threshold=cfg.semantic_threshold,
-                                                     cluster_size=cfg.cluster_size, iters=cfg.kmeans_iters,
-                                                     seed=cfg.seed)
-        reason[survivors[dup]] = reasons.DUPLICATE_SEMANTIC
-        duplicate_of[survivors[dup]] = rows.keys[survivors[nearest[dup]]]
+        sem = semantic_duplicates(rows.embedding[survivors], np.arange(len(survivors)),
+                                  threshold=cfg.semantic_threshold, cluster_size=cfg.cluster_size,
+                                  iters=cfg.kmeans_iters, seed=cfg.seed, max_drop=cfg.semantic_max_drop)
+        reason[survivors[sem.duplicate]] = reasons.DUPLICATE_SEMANTIC
+        duplicate_of[survivors[sem.duplicate]] = rows.keys[survivors[sem.nearest[sem.duplicate]]]
+        clusters, applied = sem.clusters, sem.threshold
+        if applied > cfg.semantic_threshold:
+            log.warning("semantic dedup: at cosine %.4f it would drop more than %.0f%% of the rows (the scorer's "
+                        "image embeddings are crowded); applied %.4f instead", cfg.semantic_threshold,
+                        100 * cfg.semantic_max_drop, applied)
     cut = float(rows.alignment[survivors].min()) if len(survivors) and len(survivors) < len(order) else None
-    return Decision(reason, duplicate_of, len(order), cut, clusters)
+    return Decision(reason, duplicate_of, len(order), cut, clusters, applied)
 
 
 def _check_out(out: Path) -> None:
@@ -272,6 +277,7 @@ def _manifest(data: Path, parent: Manifest, rows: Rows, decision: Decision, shar
         "scores": str(scores), "model": model, "splits": list(cfg.splits), "rows_in": parent.rows_out,
         "drops": this_pass, "rows_out": int(kept.sum()), "pool": decision.pool, "alignment_cut": decision.cut,
         "keep_top": cfg.keep_top, "min_alignment": cfg.min_alignment, "semantic_threshold": cfg.semantic_threshold,
+        "semantic_threshold_applied": decision.semantic_threshold, "semantic_max_drop": cfg.semantic_max_drop,
         "clusters": decision.clusters, "dropped": DROPPED_NAME, "figures": figures}
     return Manifest(schema_version=parent.schema_version, inputs=parent.inputs, parameters=cfg.parameters(),
                     rows_in=parent.rows_in, drops=dict(drops), rows_out=int(kept.sum()),

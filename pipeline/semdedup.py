@@ -13,6 +13,8 @@ O(n * cluster_size * d).  Measured figures are in BENCHMARKS.md.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 SAMPLE_PER_CLUSTER = 256  # k-means is trained on at most this many rows per centroid (as faiss does)
@@ -81,23 +83,39 @@ def _best_earlier(x: np.ndarray, block: int = 1024) -> tuple[np.ndarray, np.ndar
 
 
 def semantic_duplicates(emb: np.ndarray, rank: np.ndarray, *, threshold: float, cluster_size: int = 1000,
-                        iters: int = 20, seed: int = 0) -> tuple[np.ndarray, np.ndarray, int]:
-    """-> (duplicate mask, index of the kept row each duplicate is a copy of (-1 for kept rows), number of
-    clusters).  A duplicate of a duplicate names the row its group keeps.  ``rank``: lower is better (0 = keep
-    first); ``threshold``: cosine."""
+                        iters: int = 20, seed: int = 0, max_drop: float | None = None) -> Semantic:
+    """Rows to drop as duplicates of better-ranked rows (``rank``: lower is better) at cosine > ``threshold``.
+
+    ``max_drop``: never drop more than this share of the rows.  Where the threshold would (an embedding space in
+    which everything looks alike: a weak or collapsed scorer), it is raised until exactly that share goes, the rows
+    most like a better-ranked one first; ``Semantic.threshold`` says which threshold was applied."""
     x = normalise(emb)
     n = len(x)
     k = max(1, -(-n // cluster_size))
     labels = kmeans(x, k, iters=iters, seed=seed)
-    dup = np.zeros(n, dtype=bool)
-    nearest = np.full(n, -1, dtype=np.int64)
+    best = np.full(n, -1, dtype=np.int64)  # the better-ranked row of its cluster most like each row
+    sim = np.full(n, -np.inf, dtype=np.float32)
+    order: list[np.ndarray] = []
     for c in np.unique(labels):
         members = np.flatnonzero(labels == c)
         members = members[np.argsort(rank[members], kind="stable")]
-        best, sim = _best_earlier(x[members])
-        hit = sim > threshold
-        dup[members[hit]] = True
-        for j in np.flatnonzero(hit):  # rank order: the row it copies is resolved to its group's kept row first
-            target = members[best[j]]
-            nearest[members[j]] = nearest[target] if dup[target] else target
-    return dup, nearest, int(len(np.unique(labels)))
+        b, v = _best_earlier(x[members])
+        best[members], sim[members] = members[b], v
+        order.append(members)
+    applied = float(threshold)
+    if max_drop is not None and n and (sim > applied).mean() > max_drop:
+        applied = float(np.quantile(sim, 1.0 - max_drop, method="higher"))
+    dup = sim > applied
+    nearest = np.full(n, -1, dtype=np.int64)
+    for members in order:  # rank order: the row a duplicate copies is resolved to its group's kept row first
+        for j in members[dup[members]]:
+            nearest[j] = nearest[best[j]] if dup[best[j]] else best[j]
+    return Semantic(dup, nearest, int(len(order)), applied)
+
+
+@dataclass
+class Semantic:
+    duplicate: np.ndarray  # bool per row
+    nearest: np.ndarray  # the kept row each duplicate is a copy of (a duplicate of a duplicate names the kept one)
+    clusters: int
+    threshold: float  # the cosine threshold applied (raised above the asked one only by max_drop)

@@ -101,7 +101,8 @@ def _curate_report(out_dir: Path) -> None:
     console.print(_funnel_table(f"curate pass over {manifest.extra['parent']['path']}", cur))
     cut = cur.get("alignment_cut")
     console.print(f"alignment cut {cut:.4f}" if cut is not None else "no alignment cut",
-                  f"(pool {cur['pool']:,} rows of {', '.join(cur['splits'])}); {cur['clusters']} k-means cluster(s)")
+                  f"(pool {cur['pool']:,} rows of {', '.join(cur['splits'])}); {cur['clusters']} k-means cluster(s), "
+                  f"semantic threshold applied {cur.get('semantic_threshold_applied')}")
     figures = ", ".join(str(out_dir / f) for f in cur.get("figures", []))
     console.print(f"new version [bold]{out_dir}[/bold]: {manifest.rows_out:,} rows in {len(manifest.shards)} "
                   f"shard(s){'; figures: ' + figures if figures else ''}")

@@ -36,6 +36,7 @@ from pipeline.config import CurateConfig
 from pipeline.curate import DROPPED_NAME, curate
 from pipeline.dataset import load_previous
 from pipeline.inputs import CleanError
+from pipeline.semdedup import semantic_duplicates
 from training.synthetic import SyntheticSpec, write_synthetic_clean
 
 MODEL = {"kind": "mmpipe", "run": "/runs/r", "preset": "tiny", "step": 9, "weights_sha256": "0" * 64}
@@ -109,7 +110,7 @@ def test_curate_writes_a_valid_version_with_the_expected_drops(dataset, tmp_path
     write_scores(data, alignment=align, no_image=(undecodable,))
 
     out = curate(CurateConfig(data=data, scores="r", out=tmp_path / "curated", keep_top=0.5,
-                              semantic_threshold=0.95))
+                              semantic_threshold=0.95, semantic_max_drop=None))
     m, parent = Manifest.read(out), Manifest.read(data)
     _verify(out)
     _verify(data)
@@ -177,3 +178,16 @@ def test_curate_cli_replaces_an_earlier_version_and_refuses_stale_scores(dataset
     m.write(data)
     result = CliRunner().invoke(app, ["curate", str(data), "--out", str(out)])
     assert result.exit_code == 1 and shard.name in result.output and "mmpipe score" in result.output
+
+
+def test_semantic_dedup_never_drops_more_than_its_cap():
+    """A crowded embedding space (every row within the threshold of another) loses only the capped share, the
+    rows most like a better-ranked one first, and the applied threshold says so."""
+    rng = np.random.default_rng(3)
+    emb = np.ones((200, DIM)) + 0.01 * rng.normal(size=(200, DIM))  # all alike: cosines ~0.9999
+    emb[:20] = emb[0] + 1e-5 * rng.normal(size=(20, DIM))  # ... and 19 rows closer still to row 0
+    free = semantic_duplicates(emb, np.arange(200), threshold=0.95, max_drop=None)
+    assert free.duplicate.sum() == 199 and free.threshold == 0.95
+    capped = semantic_duplicates(emb, np.arange(200), threshold=0.95, max_drop=0.1)
+    assert 15 <= capped.duplicate.sum() <= 20 and capped.threshold > 0.95
+    assert capped.duplicate[1:20].sum() >= 15  # the nearest copies go first
