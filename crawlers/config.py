@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from crawlers import policy
 from data_schemas import SOURCE_KINDS
 
 TRANSPORTS = ("aiohttp", "twisted")  # the HTTP client under Scrapy's downloader (crawlers/transport.py)
@@ -41,6 +42,9 @@ class SourceConfig:
     article_pattern: str | None = None  # regex on the URL path: which followed links are articles
     page_text: bool = True  # also record the page title and nearest paragraph (origins title/context)
     sitemaps_from_robots: bool = True  # no `sitemaps`: crawl those the robots.txt of the feed/start hosts lists
+    # robots.txt is always obeyed, except for these hosts of this source's own URLs, named by an operator who runs
+    # them (their own sites); logged as a warning and listed in the crawl summary (crawlers/policy.py)
+    ignore_robots: list[str] = field(default_factory=list)
     # mastodon
     instance: str | None = None  # base URL, e.g. https://mastodon.social
     hashtags: list[str] = field(default_factory=list)
@@ -58,6 +62,11 @@ class SourceConfig:
     max_pages: int | None = None  # article pages / API pages fetched
     max_images: int | None = None  # images fetched
     max_seconds: float | None = None  # wall-clock time of the source
+    # discovery bounds, on by default: a hostile or broken server must not hold a crawl forever (crawlers/README.md)
+    max_discovery: int | None = 10_000  # discovery documents: feeds, sitemaps, robots.txt reads, listing, API pages
+    max_sitemap_depth: int | None = 3  # nested sitemap indexes followed below a configured sitemap (protocol: 1)
+    max_api_pages: int | None = 1000  # social API pages in all (40,000 Mastodon statuses at 40 a page)
+    max_stale_pages: int | None = 3  # a timeline stops after this many pages in a row that bring no new post
     processes: int = 1  # Scrapy processes sharing this source: pages/posts split by URL hash (one CPU core each)
     license: str | None = None  # recorded in every row of this source when the site states one
 
@@ -77,6 +86,13 @@ class SourceConfig:
             raise ConfigError(f"{where}: a bluesky source needs actors, search_queries or feeds")
         if self.processes < 1:
             raise ConfigError(f"{where}: processes must be >= 1")
+        for limit in ("max_pages", "max_images", "max_discovery", "max_sitemap_depth", "max_api_pages",
+                      "max_stale_pages"):
+            value = getattr(self, limit)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+                raise ConfigError(f"{where}: {limit} must be a whole number >= 0 or null (no limit), got {value!r}")
+        for problem in policy.ignore_robots_problems(self):
+            raise ConfigError(f"{where}: {problem}")
         if self.max_seconds is not None and self.max_seconds <= 0:
             raise ConfigError(f"{where}: max_seconds must be > 0")
         if self.article_pattern:
@@ -91,6 +107,7 @@ class CrawlConfig:
     sources: list[SourceConfig]
     out: Path
     allow_private: bool = False  # fetch private/loopback/link-local addresses (the demo and tests need it)
+    private_networks: list[str] = field(default_factory=list)  # or only these networks, e.g. [127.0.0.1/32]
     user_agent: str = DEFAULT_USER_AGENT
     concurrency: int = 32  # CONCURRENT_REQUESTS of each source process
     per_domain_concurrency: int = 8  # CONCURRENT_REQUESTS_PER_DOMAIN
@@ -115,8 +132,8 @@ class CrawlConfig:
     transport: str = "aiohttp"  # HTTP client under Scrapy's downloader: aiohttp (faster) or twisted (Scrapy's default)
     benchmark: bool = False  # loopback benchmark: no AutoThrottle, high concurrency
     log_level: str = "INFO"
-    obey_robots: bool = True
-    scrapy_settings: dict[str, Any] = field(default_factory=dict)  # extra Scrapy settings, applied last
+    # extra Scrapy settings, applied last, except those the safety policy protects (crawlers/policy.py)
+    scrapy_settings: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
@@ -137,6 +154,10 @@ class CrawlConfig:
             raise ConfigError(f"transport must be one of {TRANSPORTS}, got {self.transport!r}")
         if not isinstance(self.scrapy_settings, dict) or not all(isinstance(k, str) for k in self.scrapy_settings):
             raise ConfigError("scrapy_settings must be a mapping of Scrapy setting names to values")
+        problems = policy.scrapy_settings_problems(self.scrapy_settings) + policy.network_problems(
+            self.private_networks)
+        if problems:
+            raise ConfigError("; ".join(problems))
 
     def source(self, name: str) -> SourceConfig:
         for s in self.sources:
@@ -160,6 +181,9 @@ class CrawlConfig:
     def from_dict(cls, data: dict[str, Any], **overrides: Any) -> CrawlConfig:
         known = set(cls.__dataclass_fields__)
         merged = {**data, **{k: v for k, v in overrides.items() if v is not None}}
+        removed = policy.removed_field_problems(merged)
+        if removed:
+            raise ConfigError("; ".join(removed))
         unknown = sorted(set(merged) - known)
         if unknown:
             raise ConfigError(f"unknown crawl setting(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")

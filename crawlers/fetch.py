@@ -122,8 +122,11 @@ def error_kind(exc: BaseException) -> str:
     if isinstance(exc, (TimeoutError, TCPTimedOutError)) or (DownloadTimeoutError
                                                              and isinstance(exc, DownloadTimeoutError)):
         return "timeout"
-    if "maxsize" in str(exc) or "larger than download max size" in str(exc):
+    text = str(exc).lower()  # Scrapy's wording differs by place: "max size", "DOWNLOAD_MAXSIZE", "maxsize"
+    if "maxsize" in text or "max size" in text:  # cut while downloading, or while decompressing (gzip bombs)
         return "too_large"
+    if "max redirections" in text:  # RedirectMiddleware: REDIRECT_MAX_TIMES hops, e.g. a redirect loop
+        return "too_many_redirects"
     if isinstance(exc, (ConnectError, DNSLookupError, IgnoreRequest)):
         return "connection_error"
     return "connection_error"

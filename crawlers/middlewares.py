@@ -8,6 +8,7 @@ per (page, image) pair under the shared `data_schemas.reasons` names.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import re
 import time
@@ -20,7 +21,7 @@ from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.httpobj import urlparse_cached
 from twisted.internet.defer import Deferred
 
-from crawlers.fetch import is_public_ip, parse_tdmrep, resolve_all, retry_after_seconds
+from crawlers.fetch import error_kind, is_public_ip, parse_tdmrep, resolve_all, retry_after_seconds
 from crawlers.spiders.deadline import time_left
 from data_schemas import Blocklist
 from data_schemas import reasons as R
@@ -41,19 +42,37 @@ PRIVATE_CONNECTED = "private_address_connected"  # error kind: the response came
 _MISSING = object()
 
 
-class AddressSafetyMiddleware:
-    """Refuse private, loopback, link-local and reserved addresses before connecting: every request's host
-    (redirects included) is resolved and refused when *any* of its addresses is not public, unless the crawl config
-    sets `allow_private`.  `ConnectedAddressMiddleware` checks the address actually connected to."""
+class _AddressPolicy:
+    """Which addresses a crawl may connect to: public ones, plus the config's `private_networks`."""
 
     def __init__(self, crawler):
         if crawler.settings.getbool("MMPIPE_ALLOW_PRIVATE"):
             raise NotConfigured
-        self.cache: dict[str, bool] = {}
+        self.networks = [ipaddress.ip_network(n, strict=False)
+                         for n in crawler.settings.getlist("MMPIPE_PRIVATE_NETWORKS")]
 
     @classmethod
     def from_crawler(cls, crawler):
         return cls(crawler)
+
+    def allowed(self, ip: str) -> bool:
+        if is_public_ip(ip):
+            return True
+        addr = ipaddress.ip_address(ip)
+        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped:
+            addr = addr.ipv4_mapped
+        return any(addr in net for net in self.networks)
+
+
+class AddressSafetyMiddleware(_AddressPolicy):
+    """Refuse private, loopback, link-local and reserved addresses before connecting: every request's host
+    (redirects included) is resolved and refused when *any* of its addresses is not public (nor in the config's
+    `private_networks`), unless the crawl config sets `allow_private`.  `ConnectedAddressMiddleware` checks the
+    address actually connected to."""
+
+    def __init__(self, crawler):
+        super().__init__(crawler)
+        self.cache: dict[str, bool] = {}
 
     async def process_request(self, request: Request, spider=None) -> None:
         host = urlparse_cached(request).hostname or ""
@@ -63,39 +82,32 @@ class AddressSafetyMiddleware:
             self.cache[host] = ok
         if not ok:
             raise PolicyDrop(PRIVATE_ADDRESS, f"refused {request.url}: {host} is a private/loopback/link-local "
-                                              "address (set allow_private: true to crawl it)")
+                                              "address (set allow_private: true or private_networks to crawl it)")
 
     async def _check(self, host: str) -> bool:
         try:
-            return is_public_ip(host.strip("[]"))
+            return self.allowed(host.strip("[]"))
         except ValueError:
             pass
-        if host.lower() in ("localhost", "localhost.localdomain") or host.lower().endswith(".localhost"):
+        if not self.networks and (host.lower() in ("localhost", "localhost.localdomain")
+                                  or host.lower().endswith(".localhost")):
             return False
         try:
             addresses = await resolve_all(host)
         except Exception:  # noqa: BLE001 - unresolvable: the download itself reports the DNS error
             return True
-        return all(is_public_ip(ip) for ip in addresses)
+        return all(self.allowed(ip) for ip in addresses)
 
 
-class ConnectedAddressMiddleware:
+class ConnectedAddressMiddleware(_AddressPolicy):
     """Drop a response that came from a non-public address although its host passed the check before the request:
     a name can resolve to a public address for the check and to a private one for the connection (DNS rebinding,
     a resolver without a cache).  Placed next to the download handler, so no other middleware (redirects, retries)
     nor any callback sees such a response."""
 
-    def __init__(self, crawler):
-        if crawler.settings.getbool("MMPIPE_ALLOW_PRIVATE"):
-            raise NotConfigured
-
-    @classmethod
-    def from_crawler(cls, crawler):
-        return cls(crawler)
-
     def process_response(self, request: Request, response: Response, spider=None) -> Response:
         ip = response.ip_address
-        if ip is not None and not is_public_ip(str(ip)):
+        if ip is not None and not self.allowed(str(ip)):
             raise PolicyDrop(PRIVATE_CONNECTED, f"dropped {request.url}: the connection went to {ip}, a private/"
                                                 "loopback/link-local address (set allow_private: true to crawl it)")
         return response
@@ -117,15 +129,43 @@ class BlocklistMiddleware:
             raise PolicyDrop(R.BLOCKLISTED_URL, f"{request.url} is on the takedown blocklist")
 
 
+ROBOTS_MAX_BYTES = 500 * 1024  # RFC 9309 2.5: parse at least 500 KiB; Google's limit too.  The rest is not read.
+
+
+class _Unreachable:
+    """The rules of a host whose robots.txt answered 5xx or could not be fetched: complete disallow
+    (RFC 9309 2.3.1.4), for the rest of this crawl; its pages stay unfinished, so the next run asks again."""
+
+    def __init__(self, why: str):
+        self.why = why
+
+    def allowed(self, url: str, user_agent) -> bool:
+        return False
+
+
 class CountingRobotsTxtMiddleware(RobotsTxtMiddleware):
-    """Scrapy's robots.txt middleware, but a refusal carries `reasons.ROBOTS_DISALLOWED` to the errback, and a
-    host whose robots.txt is already parsed is checked synchronously (no coroutine per request)."""
+    """Scrapy's robots.txt middleware, but a refusal carries `reasons.ROBOTS_DISALLOWED` (or `ROBOTS_UNREACHABLE`)
+    to the errback, a host whose robots.txt is already parsed is checked synchronously (no coroutine per request),
+    RFC 9309's status rules apply (4xx: no rules; 5xx, 429, timeouts and connection errors: disallow everything;
+    only the first 500 KiB are parsed), and the source's `ignore_robots` hosts (the operator's own sites) are not
+    checked, each request counted."""
+
+    def __init__(self, crawler):
+        super().__init__(crawler)
+        self.ignored_hosts = frozenset(crawler.settings.getlist("MMPIPE_IGNORE_ROBOTS"))
+        for host in sorted(self.ignored_hosts):
+            logger.warning("robots.txt of %s is NOT obeyed: the source's ignore_robots names it as the operator's "
+                           "own site", host)
 
     def process_request(self, request: Request, spider=None):
         if request.meta.get("dont_obey_robotstxt") or request.url.startswith(("data:", "file:")):
             return self._sitemaps_response(request) if request.meta.get("mm_robots_sitemaps") else None
-        parser = self._parsers.get(urlparse_cached(request).netloc, _MISSING)
-        if parser is None:  # robots.txt could not be fetched: allowed
+        parts = urlparse_cached(request)
+        if self.ignored_hosts and (parts.hostname or "") in self.ignored_hosts:
+            self._stats.inc_value("mmpipe/robots/ignored")
+            return None
+        parser = self._parsers.get(parts.netloc, _MISSING)
+        if parser is None:  # robots.txt could not be fetched for a policy reason: the request meets it itself
             return None
         if parser is not _MISSING and not isinstance(parser, Deferred):
             self.process_request_2(parser, request)
@@ -145,10 +185,45 @@ class CountingRobotsTxtMiddleware(RobotsTxtMiddleware):
                             headers={"Content-Type": "text/plain; charset=utf-8"})
 
     def process_request_2(self, rp, request: Request) -> None:
+        if isinstance(rp, _Unreachable):
+            raise PolicyDrop(R.ROBOTS_UNREACHABLE, f"{request.url}: the robots.txt of its host is unreachable "
+                                                   f"({rp.why}), so the host is disallowed until it can be fetched")
         try:
             super().process_request_2(rp, request)
         except IgnoreRequest as exc:
             raise PolicyDrop(R.ROBOTS_DISALLOWED, f"{request.url} is disallowed by robots.txt") from exc
+
+    async def _parse_robots(self, response: Response, netloc: str, request: Request) -> None:
+        if response.status >= 500 or response.status == 429:  # 429 too, as Google reads it: "come back later"
+            self._stats.inc_value(f"robotstxt/response_status_count/{response.status}")
+            self._unreachable(netloc, f"HTTP {response.status}")
+            return
+        if response.status >= 400:  # unavailable (RFC 9309 2.3.1.3): no rules, whatever the error page says
+            response = response.replace(body=b"")
+        elif len(response.body) > ROBOTS_MAX_BYTES:
+            head = response.body[:ROBOTS_MAX_BYTES]
+            response = response.replace(body=head[:head.rfind(b"\n") + 1] or head)
+            self._stats.inc_value("mmpipe/robots/truncated")
+        await super()._parse_robots(response, netloc, request)
+
+    def _robots_error(self, exc: Exception, netloc: str) -> None:
+        """A policy refusal (address, blocklist) or a redirect chain past the limit (RFC 9309 2.3.1.2: may be
+        taken as unavailable) leave the host without rules, as in Scrapy; any other failure is unreachable."""
+        if isinstance(exc, PolicyDrop) or "max redirections" in str(exc).lower():
+            super()._robots_error(exc, netloc)
+            return
+        self._stats.inc_value(f"robotstxt/exception_count/{type(exc)}")
+        self._unreachable(netloc, error_kind(exc))
+
+    def _unreachable(self, netloc: str, why: str) -> None:
+        logger.warning("robots.txt of %s is unreachable (%s): the host is disallowed for this crawl "
+                       "(RFC 9309 2.3.1.4)", netloc, why)
+        self._stats.inc_value("mmpipe/robots/unreachable")
+        rules = _Unreachable(why)
+        waiting = self._parsers[netloc]
+        self._parsers[netloc] = rules
+        if isinstance(waiting, Deferred):
+            waiting.callback(rules)
 
 
 class TDMRepMiddleware:
@@ -223,9 +298,16 @@ class TDMRepMiddleware:
         return parse_tdmrep(resp.body)
 
 
+class HostBackoff(IgnoreRequest):
+    """A request to a host that asked for a longer wait than `max_retry_after`: not sent until that time has
+    passed.  Not an error of the page or image: it stays unfinished, so the next run fetches it."""
+
+
 class BackoffMiddleware:
     """429/503: wait `Retry-After` (or an exponential backoff) before the same host gets any new request, then
-    retry; give up after `backoff_retries` or when the server asks for more than `max_retry_after` seconds."""
+    retry; give up the URL after `backoff_retries`.  A host that asks for more than `max_retry_after` seconds is
+    given up until the time it asked for (for the rest of the crawl when that is later): none of its requests is
+    sent meanwhile, each one counted as `backoff.skipped`."""
 
     def __init__(self, crawler):
         s = crawler.settings
@@ -234,15 +316,21 @@ class BackoffMiddleware:
         self.base = s.getfloat("MMPIPE_BACKOFF_BASE", 1.0)
         self.max_wait = s.getfloat("MMPIPE_MAX_RETRY_AFTER", 120.0)
         self.not_before: dict[str, float] = {}
+        self.given_up: dict[str, float] = {}  # host -> monotonic time it asked us to stay away until
 
     @classmethod
     def from_crawler(cls, crawler):
         return cls(crawler)
 
     def process_request(self, request: Request, spider=None):
-        if not self.not_before:
+        if not self.not_before and not self.given_up:
             return None
-        wait = self.not_before.get(urlparse_cached(request).netloc, 0.0) - time.monotonic()
+        host = urlparse_cached(request).netloc
+        if self.given_up.get(host, 0.0) > time.monotonic():
+            self.stats.inc_value("mmpipe/backoff/skipped")
+            raise HostBackoff(f"{request.url}: {host} asked for a longer Retry-After than max_retry_after "
+                              f"({self.max_wait:g} s); not asked again before then")
+        wait = self.not_before.get(host, 0.0) - time.monotonic()
         left = time_left(self.crawler)  # max_seconds: never wait past the deadline
         if left is not None:
             wait = min(wait, left)
@@ -259,10 +347,16 @@ class BackoffMiddleware:
         tries = request.meta.get("mm_backoff", 0)
         advised = retry_after_seconds(response.headers.get(b"Retry-After"))
         wait = advised if advised is not None else self.base * (2 ** tries)
-        if tries >= self.max_tries or wait > self.max_wait:
+        host = urlparse_cached(request).netloc
+        if wait > self.max_wait:
+            self.given_up[host] = max(self.given_up.get(host, 0.0), time.monotonic() + wait)
+            self.stats.inc_value("mmpipe/backoff/gave_up_host")
+            logger.warning("%s %s asks for Retry-After %.0f s (> max_retry_after %g s): no more requests to it "
+                           "before then", response.status, host, wait, self.max_wait)
+            return response
+        if tries >= self.max_tries:
             self.stats.inc_value("mmpipe/backoff/gave_up")
             return response
-        host = urlparse_cached(request).netloc
         self.not_before[host] = max(self.not_before.get(host, 0.0), time.monotonic() + wait)
         self.stats.inc_value(f"mmpipe/backoff/{response.status}")
         logger.info("%s %s: waiting %.1fs before retrying %s", response.status, host, wait, request.url)

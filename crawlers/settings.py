@@ -7,7 +7,8 @@ from typing import Any
 
 from scrapy.settings import default_settings
 
-from crawlers.config import CrawlConfig, SourceConfig
+from crawlers import policy
+from crawlers.config import ConfigError, CrawlConfig, SourceConfig
 from crawlers.transport import download_handlers
 
 _MW = "crawlers.middlewares"
@@ -19,7 +20,7 @@ def scrapy_settings(config: CrawlConfig, source: SourceConfig, *, log_file: Path
     settings: dict[str, Any] = {
         "BOT_NAME": "mmpipe",
         "USER_AGENT": config.user_agent,
-        "ROBOTSTXT_OBEY": config.obey_robots,
+        "ROBOTSTXT_OBEY": True,  # always (crawlers/policy.py); a source's own hosts may be in ignore_robots
         "ROBOTSTXT_USER_AGENT": config.user_agent.split("/", 1)[0] or "mmpipe",
         "CONCURRENT_REQUESTS": config.concurrency,
         "CONCURRENT_REQUESTS_PER_DOMAIN": config.per_domain_concurrency,
@@ -52,6 +53,8 @@ def scrapy_settings(config: CrawlConfig, source: SourceConfig, *, log_file: Path
         "CONCURRENT_ITEMS": 1,
         "DEPTH_LIMIT": 0,  # link depth is the spider's own (mm_depth), so feed/sitemap chains are not cut
         "MMPIPE_ALLOW_PRIVATE": config.allow_private,
+        "MMPIPE_PRIVATE_NETWORKS": list(config.private_networks),
+        "MMPIPE_IGNORE_ROBOTS": [h.lower() for h in source.ignore_robots],
         "MMPIPE_BLOCKLIST": str(config.blocklist) if config.blocklist else None,
         "MMPIPE_BACKOFF_RETRIES": config.backoff_retries,
         "MMPIPE_BACKOFF_BASE": config.backoff_base,
@@ -89,5 +92,8 @@ def scrapy_settings(config: CrawlConfig, source: SourceConfig, *, log_file: Path
         settings["HTTPPROXY_ENABLED"] = False
         settings["REFERER_ENABLED"] = False
         settings["DOWNLOADER_STATS"] = False  # per-request header-size bookkeeping (summary "requests" = 0)
-    settings.update(config.scrapy_settings)  # the config's own Scrapy settings win
+    problems = policy.scrapy_settings_problems(config.scrapy_settings)  # also when validate() was skipped
+    if problems:
+        raise ConfigError("; ".join(problems))
+    settings.update(config.scrapy_settings)  # the config's own Scrapy settings win, within the policy
     return settings

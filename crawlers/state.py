@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import fcntl
 import functools
+import glob
 import sqlite3
 import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
+
+from data_schemas.faults import fault_point
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (name TEXT PRIMARY KEY, state TEXT NOT NULL, rows INTEGER, bytes INTEGER,
@@ -67,7 +70,8 @@ class CrawlState:
 
     @_locked
     def recover(self) -> list[str]:
-        """Confirm or roll back files left `pending` by a killed run; returns the names rolled back.
+        """Confirm or roll back files left `pending` by a killed run, and delete the temporary file it was
+        writing (`data_schemas.io` names it `.<name>.<random>.tmp`); returns the names rolled back.
 
         Our own pending files are ours to settle (we hold our lock); another owner's only when no live process
         holds that owner's lock, so a running shard's file is never rolled back under it."""
@@ -76,6 +80,8 @@ class CrawlState:
         for name, owner in pending:
             if owner != self.owner and not self._owner_is_dead(owner):
                 continue
+            for tmp in self.out_dir.glob(f".{glob.escape(name)}.*.tmp"):  # the killed writer's temporary file
+                tmp.unlink(missing_ok=True)
             if (self.out_dir / name).exists():
                 self.db.execute("UPDATE files SET state = 'ok' WHERE name = ?", (name,))
                 continue
@@ -152,6 +158,7 @@ class CrawlState:
     def commit_file(self, name: str) -> None:
         """Step 3: the file is on disk under its final name."""
         self.db.execute("UPDATE files SET state = 'ok' WHERE name = ?", (name,))
+        fault_point(f"crawl.committed:{name}")
 
     @_locked
     def mark_pages(self, pages: Iterable[tuple[str, int]]) -> None:

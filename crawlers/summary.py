@@ -53,6 +53,12 @@ def source_summary(source, stats: dict[str, Any]) -> dict[str, Any]:
         # which limits stopped it: max_pages / max_images (work left undone), max_seconds (finish_reason
         # closespider_timeout; requests not made or cut at the deadline are `stopped_at_limit`, not errors)
         "limits_hit": list(get("mmpipe/limits_hit", []) or []),
+        # requests each limit stopped (the discovery bounds included: max_discovery, max_sitemap_depth,
+        # max_api_pages, max_stale_pages)
+        "limit_cuts": _prefixed(stats, "mmpipe/limit_cuts/"),
+        # robots.txt: hosts found unreachable (disallowed), files cut at 500 KiB, requests to ignore_robots hosts
+        "robots": _prefixed(stats, "mmpipe/robots/"),
+        "ignore_robots": list(source.ignore_robots),
         "duplicates_skipped": int(get("mmpipe/duplicates_skipped", 0) or 0),
         "files_written": list(get("mmpipe/files_written", []) or []),
         "store": get("mmpipe/store", {}),
@@ -64,6 +70,10 @@ def source_summary(source, stats: dict[str, Any]) -> dict[str, Any]:
     return summary
 
 
+def _prefixed(stats: dict[str, Any], prefix: str) -> dict[str, Any]:
+    return {k[len(prefix):]: v for k, v in sorted(stats.items()) if k.startswith(prefix)}
+
+
 def _add(total: dict[str, int], part: dict[str, int]) -> None:
     for k, v in part.items():
         total[k] = total.get(k, 0) + v
@@ -71,12 +81,12 @@ def _add(total: dict[str, int], part: dict[str, int]) -> None:
 
 def merge(summaries: dict[str, dict[str, Any]]) -> dict[str, Any]:
     overall: dict[str, Any] = {k: 0 for k in _COUNTS}
-    overall.update({"drops": {}, "opt_outs": {}, "errors": {}, "pages_refused": {}, "requests": 0,
+    overall.update({"drops": {}, "opt_outs": {}, "errors": {}, "pages_refused": {}, "limit_cuts": {}, "requests": 0,
                     "duration_s": 0.0})
     for s in summaries.values():
         for k in (*_COUNTS, "requests"):
             overall[k] += int(s.get(k, 0) or 0)
-        for key in ("drops", "opt_outs", "errors", "pages_refused"):
+        for key in ("drops", "opt_outs", "errors", "pages_refused", "limit_cuts"):
             _add(overall[key], s.get(key, {}))
         overall["duration_s"] = max(overall["duration_s"], s.get("duration_s") or 0.0)
     return {"updated_at": datetime.now(timezone.utc).isoformat(), "overall": overall,
@@ -88,7 +98,7 @@ def merge_shards(shards: list[dict[str, Any]]) -> dict[str, Any]:
     out = dict(shards[0])
     for key in (*_COUNTS, "requests", "responses", "robots_txt_fetched", "duplicates_skipped"):
         out[key] = sum(int(s.get(key, 0) or 0) for s in shards)
-    for key in ("drops", "opt_outs", "errors", "pages_refused", "http_status", "backoff"):
+    for key in ("drops", "opt_outs", "errors", "pages_refused", "http_status", "backoff", "limit_cuts", "robots"):
         total: dict[str, int] = {}
         for s in shards:
             _add(total, s.get(key, {}))

@@ -4,7 +4,8 @@ Stages never import each other; they agree only on what is in this package.  See
 every field.
 """
 
-from data_schemas.blocklist import BlockEntry, Blocklist
+from data_schemas.blocklist import BLOCKLIST_NAME, BlockEntry, Blocklist
+from data_schemas.faults import fault_point
 from data_schemas.io import (
     atomic_write_bytes,
     atomic_write_json,
@@ -21,7 +22,7 @@ from data_schemas.layout import (
     score_part_name,
     scores_dir,
 )
-from data_schemas.manifest import MANIFEST_NAME, MANIFEST_VERSION, Manifest, ShardInfo
+from data_schemas.manifest import MANIFEST_NAME, MANIFEST_VERSION, TAKEDOWN_PENDING, Manifest, ShardInfo, member_path
 from data_schemas.schemas import (
     CAPTION_ORIGINS,
     CAPTION_PREFERENCE,
@@ -36,6 +37,7 @@ from data_schemas.schemas import (
     SOURCE_KINDS,
     SchemaError,
     empty_table,
+    is_safe_key,
     row_id,
     schema_name,
     schema_version,
@@ -43,6 +45,7 @@ from data_schemas.schemas import (
 )
 
 __all__ = [
+    "BLOCKLIST_NAME",
     "AUX_SUFFIX",
     "CURATE_DIR",
     "SCORE_PART_GLOB",
@@ -66,12 +69,16 @@ __all__ = [
     "SOURCE_KINDS",
     "SchemaError",
     "ShardInfo",
+    "TAKEDOWN_PENDING",
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_write_parquet",
     "atomic_write_parquet_chunks",
     "empty_table",
+    "fault_point",
     "file_sha256",
+    "is_safe_key",
+    "member_path",
     "row_id",
     "schema_name",
     "schema_version",

@@ -13,6 +13,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from data_schemas.io import atomic_write_bytes
+
 BLOCKLIST_NAME = "blocklist.jsonl"
 KINDS = ("url", "domain", "sha256")
 
@@ -82,12 +84,38 @@ class Blocklist:
 
     @staticmethod
     def append(path: str | Path, entries: list[BlockEntry]) -> Path:
-        """Append-only by design: a takedown is a record, never rewritten."""
+        """Append-only by design: a takedown is a record, and earlier lines are never changed.
+
+        The old lines plus the new ones are written to a temporary file that replaces the list in one rename, so
+        a process killed mid-append leaves the old list or the new one, never a cut line that a reader would
+        fail on or take for a complete list."""
         path = Path(path)
         if path.is_dir():
             path = path / BLOCKLIST_NAME
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a", encoding="utf-8") as fh:
-            for e in entries:
-                fh.write(json.dumps(asdict(e), ensure_ascii=False) + "\n")
+        if not entries and path.exists():
+            return path
+        old = path.read_bytes() if path.exists() else b""
+        if old and not old.endswith(b"\n"):
+            raise ValueError(f"{path}: the last line is cut off (a write was interrupted); run `mmpipe verify` "
+                             "and repair the file before adding entries")
+        new = "".join(json.dumps(asdict(e), ensure_ascii=False) + "\n" for e in entries)
+        atomic_write_bytes(path, old + new.encode("utf-8"))
         return path
+
+    @staticmethod
+    def problems(path: str | Path) -> list[str]:
+        """What is wrong with a blocklist file (a line that does not parse, a cut-off last line); [] when sound."""
+        path = Path(path)
+        if path.is_dir():
+            path = path / BLOCKLIST_NAME
+        if not path.exists():
+            return []
+        data = path.read_bytes()
+        found = []
+        if data and not data.endswith(b"\n"):
+            found.append(f"{path.name}: the last line is cut off (an interrupted write); entries may be missing")
+        try:
+            Blocklist.load(path)
+        except (ValueError, UnicodeDecodeError) as exc:
+            found.append(str(exc))
+        return found

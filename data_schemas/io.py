@@ -2,6 +2,7 @@
 
 A reader (or a resumed run) must never see a half-written shard, so each writer writes to a temporary name in the
 same directory, fsyncs, then renames over the final name (rename is atomic on POSIX within one file system).
+Each rename is a named kill point for the crash tests (`data_schemas.faults`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from data_schemas.faults import fault_point
 
 
 def _tmp_path(path: Path) -> Path:
@@ -36,7 +39,9 @@ def _publish(tmp: Path, path: Path) -> None:
         os.fsync(fh.fileno())
     # mkstemp creates 0600; published data should be as readable as any file the user writes.
     os.chmod(tmp, 0o666 & ~_umask())
+    fault_point(f"publish:{path.name}")
     os.replace(tmp, path)
+    fault_point(f"published:{path.name}")
 
 
 @contextmanager

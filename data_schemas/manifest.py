@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from data_schemas.io import atomic_write_json
@@ -13,6 +13,23 @@ from data_schemas.schemas import CLEAN_VERSION, SchemaError
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = "1"
+TAKEDOWN_PENDING = ".takedown-pending.json"  # an unfinished takedown (`mmpipe takedown`); removed when it completes
+
+
+def member_path(root: str | Path, name: object) -> Path:
+    """``root / name`` for a file name read from a dataset's own records (manifest shards, index and rejected
+    lists, a pending takedown), refused unless it stays inside ``root``: a manifest is data, and a name like
+    ``../../x`` must never make a tool read, rewrite or delete a file elsewhere."""
+    if not isinstance(name, str) or not name or "\\" in name or "\x00" in name:
+        raise SchemaError(f"file name {name!r} is not a relative POSIX path inside the dataset")
+    rel = PurePosixPath(name)
+    if rel.is_absolute() or ".." in rel.parts or rel.parts[0] in (".", ""):
+        raise SchemaError(f"file name {name!r} leaves the dataset directory; refusing to use it")
+    root = Path(root)
+    path = root / rel
+    if not path.resolve().is_relative_to(root.resolve()):  # a symlinked folder pointing elsewhere
+        raise SchemaError(f"file name {name!r} resolves outside the dataset directory ({path.resolve()})")
+    return path
 
 
 @dataclass
@@ -70,4 +87,13 @@ class Manifest:
         if str(data.get("manifest_version")) != MANIFEST_VERSION:
             raise SchemaError(f"manifest version {data.get('manifest_version')}, expected {MANIFEST_VERSION}",
                               path=path)
-        return cls.from_dict(data)
+        manifest = cls.from_dict(data)
+        extra = manifest.extra if isinstance(manifest.extra, dict) else {}
+        listed = [extra.get(key) for key in ("index", "rejected") if isinstance(extra.get(key), list)]
+        names = [s.name for s in manifest.shards] + [n for names in listed for n in names]
+        for name in names:
+            try:
+                member_path(path.parent, name)
+            except SchemaError as exc:
+                raise SchemaError(exc.problem, path=path) from None
+        return manifest

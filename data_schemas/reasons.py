@@ -7,6 +7,7 @@ free text in a stage.
 
 # Crawl stage: the candidate never becomes a RAW row; counted in the crawl summary (`drops`).
 ROBOTS_DISALLOWED = "robots_disallowed"  # page URL disallowed by robots.txt (never fetched)
+ROBOTS_UNREACHABLE = "robots_unreachable"  # robots.txt answered 5xx or timed out: host disallowed (RFC 9309)
 OPT_OUT_PAGE = "opt_out_page"  # page: X-Robots-Tag or <meta name=robots> with noai / noimageai
 OPT_OUT_IMAGE = "opt_out_image"  # image response: X-Robots-Tag noai / noimageai
 OPT_OUT_TDMREP = "opt_out_tdmrep"  # tdm-reservation header or /.well-known/tdmrep.json reservation
@@ -14,14 +15,15 @@ SOCIAL_SENSITIVE = "social_sensitive"  # media marked sensitive
 SOCIAL_NOINDEX = "social_noindex"  # Mastodon account with noindex
 SOCIAL_NO_UNAUTHENTICATED = "social_no_unauthenticated"  # Bluesky author labelled !no-unauthenticated
 BLOCKLISTED_URL = "blocklisted"  # page or image URL / domain on the dataset's takedown blocklist
-CRAWL_REASONS = (ROBOTS_DISALLOWED, OPT_OUT_PAGE, OPT_OUT_IMAGE, OPT_OUT_TDMREP, SOCIAL_SENSITIVE, SOCIAL_NOINDEX,
-                 SOCIAL_NO_UNAUTHENTICATED, BLOCKLISTED_URL)
+CRAWL_REASONS = (ROBOTS_DISALLOWED, ROBOTS_UNREACHABLE, OPT_OUT_PAGE, OPT_OUT_IMAGE, OPT_OUT_TDMREP, SOCIAL_SENSITIVE,
+                 SOCIAL_NOINDEX, SOCIAL_NO_UNAUTHENTICATED, BLOCKLISTED_URL)
 
 # Image fetch failures: the crawl still writes a RAW row (image_bytes null, http_status / fetch_error set) so the
 # clean funnel accounts for every candidate; the clean stage drops it as FETCH_FAILED.
-FETCH_ERRORS = ("http_error", "timeout", "not_image", "too_large", "connection_error")
+FETCH_ERRORS = ("http_error", "timeout", "not_image", "too_large", "too_many_redirects", "connection_error")
 
 # Clean stage: RAW row dropped; counted in the manifest funnel (`drops`).
+INVALID_ID = "invalid_id"  # the RAW id is not a safe key (data_schemas.KEY_PATTERN): it would name files
 FETCH_FAILED = "fetch_failed"
 BLOCKLISTED = "blocklisted"  # url / domain / sha256 on the takedown blocklist
 CAPTION_EMPTY = "caption_empty"
@@ -36,9 +38,9 @@ IMAGE_BAD_ASPECT = "image_bad_aspect"
 DUPLICATE_EXACT = "duplicate_exact"
 DUPLICATE_NEAR = "duplicate_near"
 DUPLICATE_PREVIOUS_RUN = "duplicate_previous_run"  # already in the dataset from an earlier run (incremental)
-CLEAN_REASONS = (FETCH_FAILED, BLOCKLISTED, CAPTION_EMPTY, CAPTION_TOO_SHORT, CAPTION_TOO_LONG, CAPTION_BOILERPLATE,
-                 LANG_NOT_ALLOWED, IMAGE_UNDECODABLE, IMAGE_DECOMPRESSION_BOMB, IMAGE_TOO_SMALL, IMAGE_BAD_ASPECT,
-                 DUPLICATE_EXACT, DUPLICATE_NEAR, DUPLICATE_PREVIOUS_RUN)
+CLEAN_REASONS = (INVALID_ID, FETCH_FAILED, BLOCKLISTED, CAPTION_EMPTY, CAPTION_TOO_SHORT, CAPTION_TOO_LONG,
+                 CAPTION_BOILERPLATE, LANG_NOT_ALLOWED, IMAGE_UNDECODABLE, IMAGE_DECOMPRESSION_BOMB, IMAGE_TOO_SMALL,
+                 IMAGE_BAD_ASPECT, DUPLICATE_EXACT, DUPLICATE_NEAR, DUPLICATE_PREVIOUS_RUN)
 
 # Curate pass (`mmpipe curate`, model-based, over an existing dataset): counted in the curated version's funnel.
 LOW_ALIGNMENT = "low_alignment"  # image-caption cosine below the threshold or outside the kept top fraction

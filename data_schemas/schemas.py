@@ -8,6 +8,7 @@ touches a single row.  Bump the version whenever a field changes meaning or type
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 
 import pyarrow as pa
@@ -22,6 +23,9 @@ CAPTION_ORIGINS = ("figcaption", "alt", "og_image_alt", "jsonld", "social_alt", 
 # descriptions of *this* image first (alt text on social posts and figcaptions are written for the picture), then
 # structured data, then page-level text that may describe something else.
 CAPTION_PREFERENCE = ("social_alt", "figcaption", "jsonld", "alt", "og_image_alt", "feed", "context", "title")
+# A RAW id / CLEAN key names files (webdataset members `{key}.jpg`, which split at the first dot), so it is a plain
+# name: letters, digits, '_' and '-', 1-128 characters, not starting with '-'.  `row_id` always gives one.
+KEY_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,127}$")
 _META_NAME = b"mmpipe.schema"
 _META_VERSION = b"mmpipe.schema_version"
 
@@ -109,6 +113,11 @@ def row_id(page_url: str, image_url: str) -> str:
     return hashlib.sha256(f"{page_url}\x00{image_url}".encode()).hexdigest()[:32]
 
 
+def is_safe_key(key: object) -> bool:
+    """True when ``key`` can be a RAW id / CLEAN key: safe as a file name on every platform (`KEY_PATTERN`)."""
+    return isinstance(key, str) and KEY_PATTERN.match(key) is not None
+
+
 def schema_name(schema: pa.Schema) -> str | None:
     meta = schema.metadata or {}
     return meta[_META_NAME].decode() if _META_NAME in meta else None
@@ -190,6 +199,11 @@ def _check_values(table: pa.Table, schema: pa.Schema, path: Path | None) -> None
         if bad:
             raise SchemaError(f"unknown origin(s) {sorted(bad)}; allowed: {CAPTION_ORIGINS}",
                               column="caption_candidates", path=path)
+    if (schema.metadata or {}).get(_META_NAME) == b"clean" and "key" in schema.names:
+        bad = [k for k in table.column("key").to_pylist() if not is_safe_key(k)]
+        if bad:
+            raise SchemaError(f"{len(bad)} unsafe key(s), e.g. {bad[0]!r}: a key is 1-128 letters, digits, '_' "
+                              "or '-'", column="key", path=path)
     if "split" in schema.names:
         bad = set(table.column("split").to_pylist()) - {"train", "val"}
         if bad:

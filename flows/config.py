@@ -27,7 +27,8 @@ class _Section(BaseModel):
 
     enabled: bool = Field(True, description="Run this stage; switch off to reuse what an earlier run wrote.")
     options: dict[str, Any] = Field(default_factory=dict,
-                                    description="Any other field of the stage's config, by name (checked on use).")
+                                    description="Any other field of the stage's config, by name (checked on use; "
+                                                "crawl settings the safety policy protects are refused).")
 
 
 class CrawlSection(_Section):
@@ -35,7 +36,7 @@ class CrawlSection(_Section):
                                                        "settings are used, then the fields below override them.")
     sources: list[SourceConfig] = Field(default_factory=list, description="Sources to crawl (added to config_file's).")
     only: list[str] = Field(default_factory=list, description="Crawl only these source names (default: all).")
-    allow_private: bool = Field(False, description="Allow loopback/private addresses (demo and tests only).")
+    allow_private: bool = Field(False, description="Allow loopback/private addresses (demo and tests only; logged).")
     recrawl: bool = Field(False, description="Crawl every source again even if a recent crawl is reusable.")
     fresh_hours: float = Field(20.0, ge=0, description="A source crawled with identical settings less than this "
                                                        "many hours ago is not crawled again (0: always crawl).")
@@ -48,7 +49,8 @@ class CrawlSection(_Section):
 
 class CleanSection(_Section):
     force: bool = Field(False, description="Clean even when the RAW inputs and parameters are unchanged.")
-    scheduler: str | None = Field(None, description="Address of a running Dask scheduler (default: LocalCluster).")
+    scheduler: str | None = Field(None, description="Address of your running Dask scheduler, tcp://HOST:PORT or "
+                                                    "tls://HOST:PORT (default: a LocalCluster).")
     n_workers: int | None = Field(None, ge=1, description="LocalCluster worker processes (default: one per core).")
     langs: list[str] | None = Field(None, description="ISO 639-1 caption languages to keep (default: all).")
     image_size: int | None = Field(None, ge=16, description="Stored image size in pixels (default: the stage's).")

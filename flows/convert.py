@@ -11,9 +11,13 @@ from flows.state import digest
 
 
 def to_crawl_config(config: PipelineConfig) -> Any:
+    from crawlers import policy
     from crawlers.config import ConfigError, CrawlConfig
 
     section = config.crawl
+    refused = policy.flow_option_problems(section.options)  # run parameters may not reach past the policy
+    if refused:
+        raise FlowConfigError("crawl: refused by the crawl's safety policy: " + "; ".join(refused))
     try:
         base = CrawlConfig.from_yaml(section.config_file).to_dict() if section.config_file else {"sources": []}
         base.pop("out", None)

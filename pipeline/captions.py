@@ -7,12 +7,15 @@ with the reason of the highest-preference candidate that was not empty after cle
 
 from __future__ import annotations
 
+import array
 import os
 import re
 import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
+
+import numpy as np
 
 from data_schemas import CAPTION_PREFERENCE, reasons
 from pipeline.text import normalise_text
@@ -79,8 +82,9 @@ def text_reason(text: str, *, min_words: int = 3, min_chars: int = 6, max_chars:
 class _LangId:
     """py3langid's model, loaded once per process, normalised so scores are probabilities.
 
-    Decompressing the shipped model costs ~2 s per worker process (more when all workers start at once); a pickled
-    copy in the user cache loads in ~0.3 s, so it is written once and reused.
+    Decompressing the shipped model costs ~1-2 s per worker process (more when all workers start at once); its
+    arrays, saved once in the user cache as a plain NumPy ``.npz`` (read back with ``allow_pickle=False``: a
+    cache directory someone else can write must never be able to run code in ours), load in a fraction of that.
     """
 
     _lock = threading.Lock()
@@ -96,26 +100,40 @@ class _LangId:
 
     @staticmethod
     def _load():
-        import pickle
         from importlib.metadata import version
 
-        from py3langid.langid import MODEL_FILE, LanguageIdentifier
+        from py3langid.langid import MODEL_DIR, MODEL_FILE, LanguageIdentifier, _load_model_file
 
         cache_dir = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mmpipe"
-        cache = cache_dir / f"py3langid-{version('py3langid')}-normprobs.pickle"
+        cache = cache_dir / f"py3langid-{version('py3langid')}-model.npz"
         try:
-            return pickle.loads(cache.read_bytes())
-        except Exception:  # noqa: BLE001 - missing or stale cache: rebuild it
-            pass
-        model = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
-        try:
-            cache_dir.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
-            tmp.write_bytes(pickle.dumps(model, protocol=5))
-            os.replace(tmp, cache)
-        except OSError:
-            pass  # a read-only home only costs speed
-        return model
+            parts = _read_model(cache)
+        except Exception:  # noqa: BLE001 - missing, stale or damaged cache: rebuild it
+            parts = _load_model_file(Path(MODEL_DIR) / MODEL_FILE)
+            _write_model(cache, parts)
+        ptc, pc, classes, nextmove, row, output = parts
+        return LanguageIdentifier(np.asarray(ptc), np.asarray(pc), classes, nextmove, output, norm_probs=True,
+                                  tk_row=row)
+
+
+def _read_model(path: Path) -> tuple:
+    """The model's parts from our `.npz` cache, as py3langid's own loader returns them (arrays of the same types)."""
+    with np.load(path, allow_pickle=False) as z:
+        return (z["ptc"], z["pc"], z["classes"].tolist(), array.array("I", z["nextmove"].tobytes()),
+                array.array("H", z["row"].tobytes()), z["output"].tolist())
+
+
+def _write_model(path: Path, parts: tuple) -> None:
+    ptc, pc, classes, nextmove, row, output = parts
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
+        np.savez(tmp, ptc=np.asarray(ptc), pc=np.asarray(pc), classes=np.asarray(classes, dtype=str),
+                 nextmove=np.frombuffer(nextmove, dtype=np.uint32), row=np.frombuffer(row, dtype=np.uint16),
+                 output=np.asarray(output, dtype=np.int64))
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only home only costs speed
 
 
 def detect_lang(text: str, page_lang: str | None = None, *, prior_min: float = 0.2, prior_ratio: float = 0.25) -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from data_schemas import BlockEntry, Blocklist, atomic_write_parquet
+from data_schemas import TAKEDOWN_PENDING, BlockEntry, Blocklist, atomic_write_parquet
 from pipeline.config import CleanConfig
 from pipeline.dataset import (
     INDEX_SCHEMA,
@@ -58,6 +58,7 @@ def clean(config: CleanConfig) -> Path:
     out = config.out.resolve()
     with locked(out):
         recover(out)
+        _finish_takedown(out)
         previous = load_previous(out)
         files = discover(config.raw)
         blocklist = load_blocklist(config, out)
@@ -75,6 +76,16 @@ def clean(config: CleanConfig) -> Path:
             shutil.rmtree(work, ignore_errors=True)
             raise
     return out
+
+
+def _finish_takedown(out: Path) -> None:
+    """A takedown killed halfway is finished first (under the lock this run holds), so a new version is never
+    built around rows that are due for removal, nor around a manifest that does not yet count them."""
+    if (out / TAKEDOWN_PENDING).exists():
+        from pipeline.tools.takedown import finish_pending
+
+        log.warning("%s: finishing an interrupted takedown before cleaning", out)
+        finish_pending(out)
 
 
 def _check_inputs(infos: list[InputFile], previous: Previous, strict: bool) -> tuple[list, list, list]:

@@ -3,11 +3,26 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 RESIZE_MODES = ("keep_ratio_largest", "center_crop", "no")
+# A scheduler address: tcp:// or tls:// (Dask's TCP comms), a host name, IPv4 or [IPv6] address, and a port.  No
+# other scheme (inproc://, ucx://, ws://), no user, path or query: the client unpickles what the scheduler sends,
+# so the address is trusted as much as the code, and must name exactly one machine of your own cluster.
+_SCHEDULER = re.compile(r"^(?:(tcp|tls)://)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?)"
+                        r":([0-9]{1,5})$")
+
+
+def scheduler_address(address: str) -> str:
+    """``address`` as Dask's ``tcp://host:port`` / ``tls://host:port``; ValueError for any other form."""
+    m = _SCHEDULER.match(address.strip()) if isinstance(address, str) else None
+    if m is None or not 0 < int(m.group(3)) < 65536:
+        raise ValueError(f"scheduler {address!r} is not a Dask scheduler address: give tcp://HOST:PORT or "
+                         "tls://HOST:PORT (e.g. tcp://10.0.0.5:8786)")
+    return f"{m.group(1) or 'tcp'}://{m.group(2)}:{int(m.group(3))}"
 
 
 @dataclass
@@ -59,6 +74,8 @@ class CleanConfig:
         else:
             self.raw = Path(self.raw)
         self.out = Path(self.out)
+        if self.scheduler is not None:
+            self.scheduler = scheduler_address(self.scheduler)
         if self.blocklist is not None:
             self.blocklist = Path(self.blocklist)
         if self.resize_mode not in RESIZE_MODES:

@@ -3,14 +3,15 @@
 A run builds the complete new version in ``.<name>.tmp-<id>/`` next to the dataset: hard links to the previous
 version's files (shards are immutable, so this costs nothing), the new shards, index and manifest (last).  The two
 directories are then exchanged in one ``renameat2(RENAME_EXCHANGE)`` call where the file system supports it, else
-with two renames and a recovery step at the next start.  A run killed at any point leaves the previous dataset
-readable and complete.
+by moving the new files into the dataset directory, the manifest last (`_merge_in`).  A run killed at any point
+leaves the previous dataset readable and complete, and the directory never goes missing.
 """
 
 from __future__ import annotations
 
 import ctypes
 import fcntl
+import json
 import logging
 import os
 import shutil
@@ -23,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from data_schemas import MANIFEST_NAME, Manifest, atomic_write_parquet
+from data_schemas import MANIFEST_NAME, Manifest, atomic_write_json, atomic_write_parquet, fault_point, member_path
 from pipeline.inputs import CleanError
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ INDEX_SCHEMA = pa.schema([
     pa.field("run", pa.int32(), nullable=False),
 ])
 _ALLOWED_BEFORE_FIRST_RUN = {"blocklist.jsonl"}
+_JOURNAL = ".merging.json"  # in a build dir: the files `_merge_in` moves into the dataset (for `recover`)
 
 
 @dataclass
@@ -66,14 +68,17 @@ def locked(out: Path):
 
 
 def recover(out: Path) -> None:
-    """Finish or undo what a killed run left: restore a half-swapped dataset, delete abandoned build dirs."""
+    """Finish or undo what a killed run left: restore a half-swapped dataset (the two-rename swap of older
+    versions), remove what a killed `_merge_in` moved in before its manifest, delete abandoned build dirs."""
     backups = sorted(out.parent.glob(f".{out.name}.old-*"))
-    if not out.exists():  # killed between the two renames of the fallback swap
+    if not out.exists():  # killed between the two renames of an older version's fallback swap
         for backup in backups:
             if (backup / MANIFEST_NAME).exists():
                 log.warning("%s: restoring the previous dataset from %s (a run was killed mid-swap)", out, backup)
                 os.rename(backup, out)
                 break
+    for journal in out.parent.glob(f".{out.name}.tmp-*/{_JOURNAL}"):
+        _undo_merge(out, json.loads(journal.read_text()))
     for stale in [*out.parent.glob(f".{out.name}.tmp-*"), *out.parent.glob(f".{out.name}.old-*")]:
         log.info("removing %s left by an interrupted run", stale)
         shutil.rmtree(stale, ignore_errors=True)
@@ -108,7 +113,9 @@ def link_previous(out: Path, work: Path) -> None:
         return
     for src in sorted(out.rglob("*")):
         rel = src.relative_to(out)
-        if src.is_dir() or rel.as_posix() == MANIFEST_NAME:
+        # not the manifest (the new one is written last), nor hidden files: a pending takedown (finished before
+        # any run starts), temporary files of an interrupted write
+        if src.is_dir() or rel.as_posix() == MANIFEST_NAME or any(p.startswith(".") for p in rel.parts):
             continue
         dst = work / rel
         if dst.exists():
@@ -147,17 +154,51 @@ def _exchange(a: Path, b: Path) -> bool:
 
 def swap_in(work: Path, out: Path) -> None:
     shutil.rmtree(work / "_staging", ignore_errors=True)
+    fault_point("clean.swap")
     if not out.exists():
         os.rename(work, out)
     elif _exchange(work, out):
         shutil.rmtree(work)  # now the previous version; every file lives on through the hard links
     else:
-        backup = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:12]}"
-        os.rename(out, backup)
-        os.rename(work, out)  # a kill between the two renames is undone by `recover` at the next start
-        shutil.rmtree(backup)
+        _merge_in(work, out)
     fd = os.open(out.parent, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _merge_in(work: Path, out: Path) -> None:
+    """The swap where RENAME_EXCHANGE is missing: move the new version's files into the dataset directory, then
+    its manifest (one rename).  The new files have names the previous manifest does not list (new shard numbers,
+    index and rejected parts), and every file it lists is a hard link already in place, so readers of the old
+    manifest see the old dataset until the new manifest replaces it.  A journal of the moves lets `recover`
+    take out what a killed merge moved in."""
+    moves = []
+    for src in sorted(work.rglob("*")):
+        rel = src.relative_to(work)
+        if src.is_dir() or rel.as_posix() in (MANIFEST_NAME, _JOURNAL):
+            continue
+        dst = out / rel
+        if not (dst.exists() and os.path.samefile(src, dst)):
+            moves.append(rel.as_posix())
+    atomic_write_json(work / _JOURNAL, {"moves": moves})
+    for rel in moves:
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(work / rel, out / rel)
+        fault_point(f"clean.merged:{Path(rel).name}")
+    os.replace(work / MANIFEST_NAME, out / MANIFEST_NAME)
+    fault_point("clean.merged:manifest")
+    shutil.rmtree(work)
+
+
+def _undo_merge(out: Path, journal: dict) -> None:
+    """Remove the files a killed `_merge_in` moved in that the dataset's manifest does not list."""
+    manifest = Manifest.read(out) if (out / MANIFEST_NAME).exists() else Manifest()
+    listed = {s.name for s in manifest.shards} | {n for key in ("index", "rejected")
+                                                  for n in manifest.extra.get(key, [])}
+    for rel in journal.get("moves", []):
+        path = member_path(out, rel)
+        if rel not in listed and path.suffix == ".parquet" and path.is_file():
+            log.warning("removing %s: moved in by a run killed before its manifest", path)
+            path.unlink()

@@ -63,8 +63,8 @@ def inspect_input(index: int, path: str) -> InputFile:
         info.rows = meta.num_rows
         info.row_group_rows = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
         info.sha256 = file_sha256(path)
-    except SchemaError as exc:
-        info.error = exc.problem
+    except SchemaError as exc:  # the file is named by the caller; the column is part of the problem
+        info.error = f"column '{exc.column}': {exc.problem}" if exc.column else exc.problem
     except OSError as exc:
         info.error = f"unreadable ({exc})"
     return info

@@ -18,6 +18,7 @@ from data_schemas import Manifest, ShardInfo, reasons
 KEEP_RULE = ("most pixels (original_width*original_height), then best CAPTION_PREFERENCE rank of the caption, then "
              "earliest published_at (nulls last), then earliest crawled_at, then smallest key; rows kept by an "
              "earlier run always stay (newcomers in their cluster are duplicate_previous_run)")
+TAKEDOWN_EXTRA = ("takedown", "last_takedown")
 ORDER_NOTE = ("rows are ordered by (input file, row group, key); re-running on the same inputs with the same "
               "parameters writes byte-identical shards (only manifest.created_at differs)")
 
@@ -67,6 +68,9 @@ def build_manifest(previous: Manifest | None, *, run: int, parameters: dict[str,
             "keep_rule": KEEP_RULE,
             "dup_cluster": "the key of the row kept for the cluster; split = sha256(seed:cluster) < val_fraction",
             "order": ORDER_NOTE,
+            # takedowns since the first run: their running total, and the last one counted (so a resumed
+            # takedown is never counted twice, `pipeline.tools.takedown`)
+            **{k: old_extra[k] for k in TAKEDOWN_EXTRA if k in old_extra},
         },
     )
 

@@ -1,9 +1,9 @@
 """One RAW row -> a staged CLEAN candidate or a drop reason; one partition of rows -> a staged Parquet file.
 
 This runs on the Dask workers.  Per-row checks run cheapest first and the first failing check names the reason:
-blocklisted URL, fetch failed, blocklisted original bytes, caption (empty / boilerplate / too short / too long /
-language), image (undecodable / bomb / too small / bad aspect), blocklisted stored bytes.  Duplicates are decided
-later, globally, on the client (`pipeline.dedup`).
+invalid id (not a safe key), blocklisted URL, fetch failed, blocklisted original bytes, caption (empty /
+boilerplate / too short / too long / language), image (undecodable / bomb / too small / bad aspect), blocklisted
+stored bytes.  Duplicates are decided later, globally, on the client (`pipeline.dedup`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from data_schemas import CLEAN_SCHEMA, Blocklist, reasons
+from data_schemas import CLEAN_SCHEMA, Blocklist, is_safe_key, reasons
 from pipeline.captions import RANK, Caption, clean_caption
 from pipeline.images import NormalisedImage, normalise
 
@@ -47,6 +47,8 @@ class Accepted:
 
 def row_reason(row: dict[str, Any], cfg: Any, blocklist: Blocklist) -> Accepted | str:
     """The per-row decision, pure: usable without Dask (the benchmark baseline calls it directly)."""
+    if not is_safe_key(row.get("id")):  # it becomes the CLEAN key, which names files (exports)
+        return reasons.INVALID_ID
     if blocklist.blocks_url(row.get("page_url")) or blocklist.blocks_url(row.get("image_url")):
         return reasons.BLOCKLISTED
     data = row.get("image_bytes")

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_model, save_model
 
+from data_schemas import fault_point
 from training.config import ConfigError
 from training.distributed import DistContext
 from training.stream import Layout, Position
@@ -80,7 +81,9 @@ def save_checkpoint(run_dir: Path, step: int, model: torch.nn.Module, state: dic
             shutil.rmtree(old, ignore_errors=True)
             os.replace(final, old)
             shutil.rmtree(old, ignore_errors=True)
+        fault_point(f"publish:{final.name}")  # the crash tests' kill points (data_schemas.faults)
         os.replace(tmp, final)
+        fault_point(f"published:{final.name}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     _prune(root, keep_last)

@@ -69,8 +69,7 @@ def train_baseline(run: Path) -> Path:
     cfg = TrainConfig.read_json(run / "config.json")
     resume = "latest" if list_checkpoints(base) else None
     seed_cfg = replace(cfg, preset="seed", model=None, out=base, resume=resume, eval_at_end=False, lr=None,
-                       warmup=None, weight_decay=None, image_size=None, compile=False, debug_samples=False,
-                       debug_pause_at_step=None)
+                       warmup=None, weight_decay=None, image_size=None, compile=False, debug_samples=False)
     log.info("training the seed baseline into %s", base)
     return train(seed_cfg)
 
@@ -147,9 +146,6 @@ class Trainer:
                     bar.set_postfix(self._log(window))
                 if self.step % cfg.ckpt_every == 0 or self.step == self.total:
                     self._checkpoint()
-                if cfg.debug_pause_at_step == self.step:
-                    (cfg.out / "debug-paused").write_text(str(self.step))
-                    time.sleep(600)
         finally:
             bar.close()
             batches.close()

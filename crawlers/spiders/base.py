@@ -23,7 +23,7 @@ from scrapy.utils.defer import deferred_from_coro
 from crawlers.config import CrawlConfig, SourceConfig
 from crawlers.extract.records import ImageRef
 from crawlers.fetch import ImageCache, ImageResult, PageCtx, classify_image, error_kind, make_row
-from crawlers.middlewares import PRIVATE_ADDRESS, PRIVATE_CONNECTED, PolicyDrop
+from crawlers.middlewares import PRIVATE_ADDRESS, PRIVATE_CONNECTED, HostBackoff, PolicyDrop
 from crawlers.spiders.deadline import Deadline
 from crawlers.spiders.imagefetch import DirectImageFetch
 from crawlers.state import CrawlState
@@ -44,6 +44,7 @@ def lock_file(state_dir: Path, source: str, tag: str) -> Path:
 PAGE_PRIORITY = 0
 DISCOVERY_PRIORITY = -10
 _UNSAFE = (PRIVATE_ADDRESS, PRIVATE_CONNECTED)  # address refusals: errors, not drops (nothing opted out)
+_TRANSIENT = (R.ROBOTS_UNREACHABLE,)  # refusals that may change: an image's pages stay unfinished for the next run
 
 
 class MMSpider(DirectImageFetch, scrapy.Spider):
@@ -63,7 +64,8 @@ class MMSpider(DirectImageFetch, scrapy.Spider):
         self.dropped_images: dict[str, str] = {}
         self.pages_scheduled = 0
         self.images_requested = 0
-        self.limits_hit: set[str] = set()  # max_pages / max_images / max_seconds
+        self.limits_hit: set[str] = set()  # max_pages / max_images / max_seconds / the discovery bounds
+        self.discovery_made = 0
         self.deadline = Deadline(source.max_seconds)  # read by the download handler and BackoffMiddleware too
         self.closing = False
 
@@ -80,6 +82,7 @@ class MMSpider(DirectImageFetch, scrapy.Spider):
                                   on_failure=spider._write_failed)
         crawler.signals.connect(spider._on_idle, signal=signals.spider_idle)
         crawler.signals.connect(spider._opened, signal=signals.spider_opened)
+        crawler.signals.connect(spider._dropped, signal=signals.request_dropped)
         return spider
 
     @property
@@ -100,6 +103,21 @@ class MMSpider(DirectImageFetch, scrapy.Spider):
 
     def count_error(self, kind: str, n: int = 1) -> None:
         self.count(f"errors/{kind}", n)
+
+    def hit_limit(self, name: str, n: int = 1) -> None:
+        """A limit stopped `n` requests: named in `limits_hit`, counted in the summary's `limit_cuts`."""
+        self.limits_hit.add(name)
+        self.count(f"limit_cuts/{name}", n)
+
+    def discovery_allowed(self, n: int = 1) -> bool:
+        """Room for `n` more discovery documents under `max_discovery`; counts them when there is."""
+        limit = self.source.max_discovery
+        if limit is not None and self.discovery_made + n > limit:
+            self.hit_limit("max_discovery", n)
+            return False
+        self.discovery_made += n
+        self.count("discovery_requests", n)
+        return True
 
     def cut_by_limit(self, exc: BaseException) -> bool:
         """A request not made, or a download cut, at the max_seconds deadline: counted as stopped, not as an
@@ -122,14 +140,14 @@ class MMSpider(DirectImageFetch, scrapy.Spider):
             self.count(f"pages_refused/{R.BLOCKLISTED_URL}")
             return False
         if self.source.max_pages is not None and self.pages_scheduled >= self.source.max_pages:
-            self.limits_hit.add("max_pages")
+            self.hit_limit("max_pages")
             return False
         self.pages_scheduled += 1
         return True
 
     def page_error(self, failure) -> None:
         exc = failure.value
-        if self.cut_by_limit(exc):
+        if self.cut_by_limit(exc) or isinstance(exc, HostBackoff):  # (backoff.skipped counts the latter)
             return
         if isinstance(exc, PolicyDrop):
             # a page refused before fetching: its images are unknown, so it counts once, and is listed
@@ -180,7 +198,7 @@ class MMSpider(DirectImageFetch, scrapy.Spider):
                 self.waiting[ref.url].append((ctx, ref))
                 continue
             if self.source.max_images is not None and self.images_requested >= self.source.max_images:
-                self.limits_hit.add("max_images")  # the page stays incomplete, so the next run fetches it again
+                self.hit_limit("max_images")  # the page stays incomplete, so the next run fetches it again
                 continue
             self.waiting[ref.url] = [(ctx, ref)]
             self.images_requested += 1
@@ -211,8 +229,11 @@ class MMSpider(DirectImageFetch, scrapy.Spider):
         self._resolve(url, reason, result)
 
     def image_error(self, url: str, exc: BaseException) -> None:
-        if self.cut_by_limit(exc):
+        if self.cut_by_limit(exc) or isinstance(exc, HostBackoff):
             self.waiting.pop(url, None)  # its pages stay unfinished: the next run fetches them again
+            return
+        if isinstance(exc, PolicyDrop) and exc.reason in _TRANSIENT:
+            self.count_drop(exc.reason, len(self.waiting.pop(url, [])))  # pages unfinished, as above
             return
         if isinstance(exc, PolicyDrop):
             if exc.reason in _UNSAFE:
@@ -262,6 +283,18 @@ class MMSpider(DirectImageFetch, scrapy.Spider):
     def _opened(self, spider) -> None:
         if spider is self:
             self.deadline.start(self.crawler)
+            if self.config.allow_private or self.config.private_networks:
+                logger.warning("the private-address refusal is lifted for this crawl (%s)",
+                               "allow_private" if self.config.allow_private
+                               else "private_networks: " + ", ".join(self.config.private_networks))
+
+    def _dropped(self, request, spider=None) -> None:
+        """The scheduler's duplicate filter dropped a request.  A redirect back to a URL of its own chain is a
+        redirect loop: counted as the page's error (`page_redirect_loop`), which Scrapy would drop silently."""
+        if request.url in (request.meta.get("redirect_urls") or ()):
+            self.count_error("page_redirect_loop")
+            logger.warning("page %s: redirect loop (%s)", request.meta["redirect_urls"][0],
+                           " -> ".join([*request.meta["redirect_urls"], request.url]))
 
     def _on_idle(self, spider) -> None:
         if spider is self:

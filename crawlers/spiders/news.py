@@ -45,10 +45,9 @@ class NewsSpider(MMSpider):
         self.article_re = re.compile(src.article_pattern) if src.article_pattern else None
 
     async def start(self):
-        for url in self.source.feeds:
-            yield self._discovery(url, self.parse_feed)
-        for url in self.source.sitemaps:
-            yield self._discovery(url, self.parse_sitemap)
+        for req in [*self._discoveries(self.source.feeds, self.parse_feed),
+                    *self._discoveries(self.source.sitemaps, self.parse_sitemap)]:
+            yield req
         robots = self._robots_requests()
         for req in robots:
             yield req
@@ -56,10 +55,12 @@ class NewsSpider(MMSpider):
             for req in self._phase2():
                 yield req
 
-    def _discovery(self, url: str, callback) -> Request:
-        self.count("discovery_requests")
-        return Request(url, callback=callback, errback=self.page_error, priority=DISCOVERY_PRIORITY,
-                       meta={"mm_kind": "discovery", "download_maxsize": self.config.max_page_bytes})
+    def _discoveries(self, urls: list[str], callback, *, depth: int = 0) -> list[Request]:
+        """Requests for feeds or sitemaps (`depth`: sitemap-index nesting), within `max_discovery`."""
+        return [Request(url, callback=callback, errback=self.page_error, priority=DISCOVERY_PRIORITY,
+                        meta={"mm_kind": "discovery", "mm_sitemap_depth": depth,
+                              "download_maxsize": self.config.max_page_bytes})
+                for url in urls if self.discovery_allowed()]
 
     def _robots_requests(self) -> list[Request]:
         """robots.txt of each host of the feeds and start pages, for its Sitemap: lines, when no sitemap is
@@ -68,7 +69,8 @@ class NewsSpider(MMSpider):
             return []
         origins = dict.fromkeys(f"{p.scheme}://{p.netloc}" for p in map(urlsplit, self.source.feeds
                                                                         + self.source.start_urls) if p.netloc)
-        self.count("discovery_requests", len(origins))
+        if not self.discovery_allowed(len(origins)):
+            return []
         return [Request(f"{origin}/robots.txt", callback=self.parse_robots, errback=self.page_error,
                         priority=DISCOVERY_PRIORITY, dont_filter=True,
                         meta={"mm_kind": "robots", "mm_robots_sitemaps": True, "dont_obey_robotstxt": True,
@@ -79,8 +81,9 @@ class NewsSpider(MMSpider):
     def parse_robots(self, response: Response):
         if response.status >= 400:  # no robots.txt: no sitemaps, and nothing wrong
             return
-        for url in dict.fromkeys(sitemap_urls_from_robots(response.body, base_url=response.url)):
-            yield self._discovery(url, self.parse_sitemap)
+        yield from self._discoveries(list(dict.fromkeys(sitemap_urls_from_robots(response.body,
+                                                                                  base_url=response.url))),
+                                     self.parse_sitemap)
 
     def parse_feed(self, response: Response):
         if self.page_status_ok(response):
@@ -91,8 +94,12 @@ class NewsSpider(MMSpider):
         if not self.page_status_ok(response):
             return
         page = parse_sitemap(response.url, response.body, keep=self.owns if self.shards > 1 else None)
-        for url in page.sitemaps:
-            yield self._discovery(url, self.parse_sitemap)
+        depth = response.meta.get("mm_sitemap_depth", 0) + 1
+        limit = self.source.max_sitemap_depth
+        if page.sitemaps and limit is not None and depth > limit:  # an index nested deeper than any real site's
+            self.hit_limit("max_sitemap_depth", len(page.sitemaps))
+        else:
+            yield from self._discoveries(page.sitemaps, self.parse_sitemap, depth=depth)
         for entry in page.entries:
             self._remember(entry)
 
@@ -128,7 +135,8 @@ class NewsSpider(MMSpider):
             if req is not None:
                 yield req
         for url in self.source.start_urls:
-            self.count("discovery_requests")
+            if not self.discovery_allowed():
+                break
             yield Request(url, callback=self.parse_page, errback=self.page_error, priority=DISCOVERY_PRIORITY,
                           meta={"mm_kind": "listing", "mm_depth": 0,
                                 "download_maxsize": self.config.max_page_bytes})
@@ -170,8 +178,7 @@ class NewsSpider(MMSpider):
             if parts.hostname not in self.hosts or url in self.known or _NOT_PAGE.search(parts.path):
                 continue
             if self.article_re is not None and not self._is_article(url):
-                if depth < self.source.max_depth:  # a listing page: follow it further, do not count it
-                    self.count("discovery_requests")
+                if depth < self.source.max_depth and self.discovery_allowed():  # a listing, not a max_pages page
                     yield Request(url, callback=self.parse_page, errback=self.page_error,
                                   priority=DISCOVERY_PRIORITY, meta={"mm_kind": "listing", "mm_depth": depth,
                                                                      "download_maxsize": self.config.max_page_bytes})

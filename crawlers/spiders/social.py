@@ -2,6 +2,8 @@
 
 A post is a "page" for accounting: it is done once all its rows are published, so resumes and re-crawls skip it.
 Timelines are always paged again from the newest end (bounded by max_pages): that is how new posts are found.
+Paging is bounded by default: a timeline stops after `max_stale_pages` pages in a row that bring no post it has not
+seen in this run (a server that repeats itself), and a source after `max_api_pages` API pages.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ class SocialSpider(MMSpider):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.posts_seen: set[str] = set()
+        self.items_seen: set[str] = set()  # every post URL an API page listed, with images or not
         self.api_pages = 0
 
     def first_urls(self) -> list[str]:
@@ -38,25 +41,35 @@ class SocialSpider(MMSpider):
             if req is not None:
                 yield req
 
-    def _api_request(self, url: str) -> Request | None:
-        if self.source.max_pages is not None and self.api_pages >= self.source.max_pages:
-            self.limits_hit.add("max_pages")
+    def _api_request(self, url: str, *, stale: int = 0) -> Request | None:
+        """The next API page; `stale`: pages in a row of this timeline that brought no new post."""
+        src = self.source
+        for name, limit in (("max_pages", src.max_pages), ("max_api_pages", src.max_api_pages)):
+            if limit is not None and self.api_pages >= limit:
+                self.hit_limit(name)
+                return None
+        if not self.discovery_allowed():
             return None
         self.api_pages += 1
-        self.count("discovery_requests")
         return Request(url, callback=self.parse_timeline, errback=self.page_error, priority=DISCOVERY_PRIORITY,
                        headers={"Accept": "application/json"},
-                       meta={"mm_kind": "api", "download_maxsize": self.config.max_page_bytes})
+                       meta={"mm_kind": "api", "mm_stale": stale, "download_maxsize": self.config.max_page_bytes})
 
     def parse_timeline(self, response: Response):
         if not self.page_status_ok(response):
             return
         page = self.parse_api(response.url, response)
         self.count("api_pages")
+        urls = {post.url for post in page.posts}
+        stale = 0 if urls - self.items_seen else response.meta.get("mm_stale", 0) + 1
+        self.items_seen |= urls
         for post in page.posts:
             self._post(post)
         if page.next_url and page.posts:
-            req = self._api_request(page.next_url)
+            if self.source.max_stale_pages is not None and stale >= self.source.max_stale_pages:
+                self.hit_limit("max_stale_pages")
+                return
+            req = self._api_request(page.next_url, stale=stale)
             if req is not None:
                 yield req
 
@@ -122,7 +135,8 @@ class FeedSpider(MMSpider):
 
     async def start(self):
         for url in self.source.feeds:
-            self.count("discovery_requests")
+            if not self.discovery_allowed():
+                break
             yield Request(url, callback=self.parse_feed, errback=self.page_error, priority=DISCOVERY_PRIORITY,
                           meta={"mm_kind": "discovery", "download_maxsize": self.config.max_page_bytes})
 

@@ -50,8 +50,9 @@ def _print_json(obj) -> None:
 def inspect_cmd(
     dataset: Annotated[Path, typer.Argument(help="A CLEAN dataset dir, a RAW crawl dir, or one .parquet shard.")],
     sample: Annotated[int, typer.Option("--sample", "-n", help="Show the first N matching rows.")] = 0,
-    where: Annotated[str | None, typer.Option(help="SQL predicate over the rows (DuckDB), e.g. \"lang = 'de'\".")]
-    = None,
+    where: Annotated[str | None, typer.Option(
+        help="SQL predicate over the rows' columns (DuckDB), e.g. \"lang = 'de'\"; no subqueries, no table or "
+             "file functions (read_csv, read_text, ...), no getenv: it can only filter the rows.")] = None,
     html: Annotated[Path | None, typer.Option(help="Write a self-contained HTML report here.")] = None,
     grid: Annotated[Path | None, typer.Option(help="Write a PNG contact sheet of thumbnails here.")] = None,
     thumbs: Annotated[int | None, typer.Option(help="Images in the report/sheet (default: --sample or 24).")] = None,

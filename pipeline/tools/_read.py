@@ -18,11 +18,18 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
-from data_schemas import CAPTION_PREFERENCE, MANIFEST_NAME, Manifest, SchemaError, schema_name, schema_version
+from data_schemas import (
+    CAPTION_PREFERENCE,
+    MANIFEST_NAME,
+    Manifest,
+    SchemaError,
+    member_path,
+    schema_name,
+    schema_version,
+)
 
 CRAWL_SUMMARY_NAME = "crawl_summary.json"
 INDEX_DIR = "index"
-TAKEDOWN_PENDING = ".takedown-pending.json"  # written by takedown, removed when it completes
 # Per kind: the image column, and SQL that gives every kind the same convenient column names for --where.
 _IMAGE_COLUMN = {"clean": "image", "raw": "image_bytes"}
 
@@ -96,7 +103,7 @@ def open_dataset(path: str | Path, *, require_files: bool = True) -> Dataset:
             manifest = Manifest.read(path)
         except SchemaError as exc:
             raise ToolError(str(exc)) from exc
-        files = [path / s.name for s in manifest.shards]
+        files = [member_path(path, s.name) for s in manifest.shards]  # Manifest.read refused names outside
         missing = [s.name for s, f in zip(manifest.shards, files, strict=True) if not f.exists()]
         if missing and require_files:
             raise ToolError(f"{path}: shard(s) listed in the manifest are missing: {', '.join(missing[:5])}; "
@@ -142,10 +149,46 @@ def _best_caption_sql() -> str:
     return f"coalesce({', '.join(picks)})"
 
 
+# Scalar functions that read the machine's state rather than the rows (table functions, which read files, can only
+# sit in a subquery, and subqueries are refused).
+_WHERE_DENIED = frozenset({"getenv", "current_setting", "glob", "query", "query_table", "sniff_csv"})
+
+
+def check_where(con: duckdb.DuckDBPyConnection, where: str) -> None:
+    """``--where`` is a predicate over the rows and nothing else: no subquery (so no table function such as
+    ``read_text('/etc/passwd')`` or ``read_csv``), no function that reads files, settings or the environment.
+    DuckDB's own parser decides what the expression contains."""
+    sql = f"SELECT 1 FROM rows WHERE {where}"
+    tree = json.loads(con.execute("SELECT json_serialize_sql(?)", [sql]).fetchall()[0][0])
+    if tree.get("error") or len(tree.get("statements", [])) != 1:
+        raise ToolError(f"--where {where!r}: not one SQL expression ({tree.get('error_message', 'several')})")
+    refused = set()
+
+    def walk(node, root: bool) -> None:
+        if isinstance(node, dict):
+            kind = node.get("class") or node.get("type") or ""
+            if kind in ("SUBQUERY", "TABLE_FUNCTION", "SET_OPERATION_NODE") or (kind == "SELECT_NODE" and not root):
+                refused.add("a subquery")
+            name = str(node.get("function_name") or "").lower()
+            if name in _WHERE_DENIED or name.startswith(("read_", "duckdb_", "pragma_", "parquet_")):
+                refused.add(f"function {name}()")
+            for value in node.values():
+                walk(value, False)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value, False)
+
+    walk(tree["statements"][0]["node"], True)
+    if refused:
+        raise ToolError(f"--where {where!r}: only a predicate over the rows' columns is allowed, not "
+                        f"{', '.join(sorted(refused))}")
+
+
 def rows_view(con: duckdb.DuckDBPyConnection, ds: Dataset, where: str | None = None) -> None:
     """Create the view ``rows`` over all files with uniform names (key, caption, lang, split), filtered by ``where``.
 
-    ``where`` must parse as ONE SQL expression (DuckDB's parser checks), so it cannot smuggle in a second statement.
+    ``where`` must parse as ONE SQL expression (DuckDB's parser checks), so it cannot smuggle in a second statement,
+    and may only look at the rows (`check_where`): no subquery, table function or file access.
     """
     if not ds.files:
         raise ToolError(f"{ds.root}: no shard files to read")
@@ -154,6 +197,7 @@ def rows_view(con: duckdb.DuckDBPyConnection, ds: Dataset, where: str | None = N
         rel = rel.project(f"*, id AS key, {_best_caption_sql()} AS caption, page_lang AS lang, "
                           "CAST(NULL AS VARCHAR) AS split")
     if where:
+        check_where(con, where)
         try:
             rel = rel.filter(duckdb.SQLExpression(where))
             rel.limit(0).fetchall()  # bind now, so a wrong column is reported here, with the columns that exist
@@ -182,12 +226,16 @@ def image_ext(data: bytes) -> str:
     return "bin"
 
 
-def thumbnail(data: bytes | None, size: int) -> Image.Image | None:
-    """A small RGB preview, or None when the bytes do not decode (the caller shows a placeholder)."""
+def thumbnail(data: bytes | None, size: int, *, max_pixels: int) -> Image.Image | None:
+    """A small RGB preview, or None when the bytes do not decode or the header declares more than
+    ``max_pixels`` (a decompression bomb: a 20 KB PNG can declare 13000x13000, ~1 GB decoded), which is checked
+    before any pixel is decoded, whatever Pillow's global limit (it only warns below twice its own)."""
     if not data:
         return None
     try:
         img = Image.open(io.BytesIO(data))
+        if img.width * img.height > max_pixels:
+            return None
         img.draft("RGB", (size, size))  # previews only: the faster JPEG path is fine here
         img = img.convert("RGB")
         img.thumbnail((size, size))

@@ -62,13 +62,15 @@ def rewrite_without(path: Path, drop: set[str], *, key_column: str = "key") -> i
     return removed
 
 
-def purge_rejected(root: Path, blocklist: Blocklist, *, urls: list[str], domains: list[str],
-                   sha256: list[str]) -> int:
-    """Remove matching rows from ``rejected/*.parquet``: a takedown must not leave the content in an audit file.
+def rejected_matches(root: Path, blocklist: Blocklist, *, urls: list[str], domains: list[str],
+                     sha256: list[str]) -> dict[str, list[str]]:
+    """The ids to remove from each ``rejected/*.parquet`` (by name relative to ``root``): a takedown must not leave
+    the content in an audit file.  Found before anything is rewritten, so a resumed takedown removes (and counts)
+    exactly the same rows.
 
     Those rows carry page/image URLs and, optionally, the original image bytes (matched by their sha256).
     """
-    removed = 0
+    found = {}
     folder = root / REJECTED_DIR
     for path in sorted(folder.glob("*.parquet")) if folder.is_dir() else []:
         names = pq.read_schema(path).names
@@ -86,5 +88,5 @@ def purge_rejected(root: Path, blocklist: Blocklist, *, urls: list[str], domains
                 if blocked(row, blocklist):
                     drop.add(row["id"])
         if drop:
-            removed += rewrite_without(path, drop, key_column="id")
-    return removed
+            found[f"{REJECTED_DIR}/{path.name}"] = sorted(drop)
+    return found

@@ -13,6 +13,7 @@ import duckdb
 import pyarrow as pa
 from PIL import Image
 
+from pipeline.config import CleanConfig
 from pipeline.tools._read import Dataset, query_reader, thumbnail
 
 PERCENTILES = (5, 25, 50, 75, 95)
@@ -99,9 +100,13 @@ class Thumb:
 
 
 def load_thumbs(con: duckdb.DuckDBPyConnection, ds: Dataset, n: int, *, size: int = 256) -> list[Thumb]:
-    """The first ``n`` matching rows with previews; only these ``n`` images are ever read, in batches of 16."""
+    """The first ``n`` matching rows with previews; only these ``n`` images are ever read, in batches of 16.
+
+    Images over the clean stage's pixel limit (the dataset's own ``max_pixels`` parameter, else the clean
+    config's default) get no preview: they are never decoded."""
     if n <= 0:
         return []
+    max_pixels = int((ds.manifest.parameters if ds.manifest else {}).get("max_pixels") or CleanConfig.max_pixels)
     dims = "width, height" if ds.kind == "clean" else "NULL AS width, NULL AS height"
     reader = query_reader(con, f"SELECT key, caption, source, {dims}, {ds.image_column} AS img FROM rows "
                                f"LIMIT {int(n)}", 16)
@@ -109,5 +114,5 @@ def load_thumbs(con: duckdb.DuckDBPyConnection, ds: Dataset, n: int, *, size: in
     for batch in reader:
         for row in batch.to_pylist():
             out.append(Thumb(row["key"], row["caption"] or "", row["source"], row["width"], row["height"],
-                             thumbnail(row["img"], size)))
+                             thumbnail(row["img"], size, max_pixels=max_pixels)))
     return out

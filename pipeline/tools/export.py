@@ -25,7 +25,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from data_schemas import atomic_write_json, file_sha256
+from data_schemas import atomic_write_json, file_sha256, is_safe_key
 from pipeline.tools._read import Dataset, ToolError, image_ext, iter_batches, open_dataset
 
 FORMATS = ("webdataset", "img2dataset-parquet")
@@ -99,6 +99,9 @@ def _write_webdataset(rows: Iterator[dict], shards: _Shards, mtime: float) -> No
         if tar is None:
             tar = tarfile.open(shards.tmp(), "w", format=tarfile.USTAR_FORMAT)
         key = row["key"]
+        if not is_safe_key(key):  # a member name like ../../x would be written outside wherever it is extracted
+            raise ToolError(f"key {key!r} is not a safe file name (data_schemas.KEY_PATTERN); run `mmpipe verify` "
+                            "on the dataset and re-create it with `mmpipe clean`")
         add(tar, f"{key}.{image_ext(row['image'])}", row["image"])
         add(tar, f"{key}.txt", row["caption"].encode("utf-8"))
         add(tar, f"{key}.json", _json_meta(row))

@@ -1,18 +1,20 @@
 """`mmpipe takedown`: remove content on request, keep a record, and make sure it never comes back.
 
-Order matters for a crash at any point: (1) the blocklist is appended first, so even a half-done takedown already
-stops the next crawl and clean; (2) the matched keys go to a pending file; (3) each affected shard is rewritten
-atomically; the dedup index is deliberately left alone: its entries for removed rows act as tombstones, so a
-near copy of taken-down content found later (other URL, other bytes) is dropped as a duplicate of it; (4) the
-manifest is rewritten last; (5) emptied shards are deleted and the request is logged.
-A later takedown (or `--resume`) finds the pending file and finishes it: filtering by key is idempotent.
+Order matters for a crash at any point: (1) a pending file records the request, the matched rows and the blocklist
+entries to add; (2) the entries are appended to the blocklist (one rename), so the next crawl and clean stop the
+content even if the takedown dies now; (3) each affected shard is rewritten atomically; the dedup index is
+deliberately left alone: its entries for removed rows act as tombstones, so a near copy of taken-down content found
+later (other URL, other bytes) is dropped as a duplicate of it; (4) the manifest is rewritten last among the data
+(it names this takedown in `extra.last_takedown`, so it is counted once); (5) emptied shards are deleted, the
+request is logged once, the pending file goes.  A later takedown, `--resume` or a clean run finds the pending file
+and finishes it: each step can be repeated, so a kill at any point ends, after the resume, exactly as an
+uninterrupted takedown would have.
 """
 
 from __future__ import annotations
 
 import fcntl
 import json
-import os
 import re
 import uuid
 from collections import Counter
@@ -25,9 +27,19 @@ from urllib.parse import urlsplit
 
 import pyarrow.parquet as pq
 
-from data_schemas import BlockEntry, Blocklist, atomic_write_json, file_sha256, reasons
-from pipeline.tools._read import TAKEDOWN_PENDING, Dataset, ToolError, iter_batches, open_dataset
-from pipeline.tools._rewrite import blocked, candidates, purge_rejected, rewrite_without
+from data_schemas import (
+    TAKEDOWN_PENDING,
+    BlockEntry,
+    Blocklist,
+    atomic_write_bytes,
+    atomic_write_json,
+    fault_point,
+    file_sha256,
+    member_path,
+    reasons,
+)
+from pipeline.tools._read import Dataset, ToolError, iter_batches, open_dataset
+from pipeline.tools._rewrite import blocked, candidates, rejected_matches, rewrite_without
 
 TAKEDOWN_LOG = "takedowns.jsonl"
 PENDING = TAKEDOWN_PENDING
@@ -141,7 +153,10 @@ def _find(ds: Dataset, request: TakedownRequest) -> list[dict]:
 
 
 def _update_manifest(ds: Dataset, pending: dict) -> list[str]:
-    """Shard infos from the rewritten files; counts by subtraction (pending rows were counted before any write)."""
+    """Shard infos from the rewritten files; counts by subtraction (pending rows were counted before any write).
+
+    ``extra.last_takedown`` names the last takedown counted; a clean run keeps it, so a takedown resumed after
+    its manifest was written (even with a clean in between) is counted exactly once."""
     m = ds.manifest
     if pending.get("id") and m.extra.get("last_takedown") == pending["id"]:  # written before a crash: count once
         listed = {s.name for s in m.shards}
@@ -150,7 +165,7 @@ def _update_manifest(ds: Dataset, pending: dict) -> list[str]:
     emptied = []
     for s in m.shards:
         if s.name in rewritten:
-            path = ds.root / s.name
+            path = member_path(ds.root, s.name)
             s.rows, s.bytes, s.sha256 = pq.ParquetFile(path).metadata.num_rows, path.stat().st_size, file_sha256(path)
             if s.rows == 0:
                 emptied.append(s.name)
@@ -183,44 +198,86 @@ def _block_entries(request: TakedownRequest, rows: list[dict], existing: Blockli
     seen = Blocklist()
     out = []
     for e in entries:
-        listed = {"url": existing.urls | seen.urls, "domain": existing.domains | seen.domains,
-                  "sha256": existing.sha256 | seen.sha256}[e.kind]
-        norm = e.value if e.kind == "url" else e.value.lower()
-        if norm not in listed:
+        if not (_listed(existing, e) or _listed(seen, e)):
             seen.add(e)
             out.append(e)
     return out
 
 
 def _append_log(root: Path, record: dict) -> Path:
+    """One line per takedown, appended like the blocklist (old lines + the new one, replaced in one rename), and
+    only once: a takedown resumed after its line was written does not log itself again."""
     path = root / TAKEDOWN_LOG
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
+    old = path.read_bytes() if path.exists() else b""
+    try:
+        last = json.loads(old.rstrip(b"\n").rsplit(b"\n", 1)[-1] or b"{}")
+    except ValueError:  # a line cut by an older mmpipe's interrupted append: keep it, add ours
+        last = {}
+    if record.get("id") and isinstance(last, dict) and last.get("id") == record["id"]:
+        return path
+    line = json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n"
+    atomic_write_bytes(path, old + line.encode("utf-8"))
     return path
 
 
 def _apply(ds: Dataset, pending: dict) -> TakedownResult:
+    listed = Blocklist.load(ds.root)  # append what is not there yet: everything, unless resumed after it
+    entries = [BlockEntry(**d) for d in pending.get("entries", [])]
+    blocklist = Blocklist.append(ds.root, [e for e in entries if not _listed(listed, e)])
     keys = {r["key"] for r in pending["rows"]}
-    for name in pending["shards"]:
-        if (ds.root / name).exists():
-            rewrite_without(ds.root / name, {r["key"] for r in pending["rows"] if r["shard"] == name})
-    request = TakedownRequest(**pending["request"])
-    rejected_removed = purge_rejected(ds.root, Blocklist(request.entries()), urls=request.urls,
-                                      domains=request.domains, sha256=request.sha256)
+    shards = [member_path(ds.root, name) for name in pending["shards"]]  # names from a file: confined
+    for name, path in zip(pending["shards"], shards, strict=True):
+        if path.exists():
+            rewrite_without(path, {r["key"] for r in pending["rows"] if r["shard"] == name})
+    rejected_removed = _purge_rejected(ds.root, pending)
     emptied = _update_manifest(ds, pending) if keys else []
     for name in emptied:
-        (ds.root / name).unlink(missing_ok=True)
-    record = {"time": datetime.now(timezone.utc).isoformat(), "request": pending["request"],
-              "rows_removed": len(keys), "keys": sorted(keys), "shards": pending["shards"],
-              "shards_removed": emptied,
+        member_path(ds.root, name).unlink(missing_ok=True)
+    record = {"id": pending.get("id"), "time": datetime.now(timezone.utc).isoformat(),
+              "request": pending["request"], "rows_removed": len(keys), "keys": sorted(keys),
+              "shards": pending["shards"], "shards_removed": emptied,
               "rejected_rows_removed": rejected_removed,
               "blocklist_added": pending["blocklist_added"]}
     log = _append_log(ds.root, record)
+    fault_point("takedown.logged")
     (ds.root / PENDING).unlink(missing_ok=True)
-    return TakedownResult(len(keys), sorted(keys), pending["shards"], emptied,
-                          pending["blocklist_added"], log, ds.root / "blocklist.jsonl")
+    return TakedownResult(len(keys), sorted(keys), pending["shards"], emptied, pending["blocklist_added"], log,
+                          blocklist)
+
+
+def _purge_rejected(root: Path, pending: dict) -> int:
+    """Remove the pending takedown's rows from the clean stage's audit files; returns how many it names."""
+    rejected = pending.get("rejected")
+    if rejected is None:  # a pending file of an older mmpipe: find them now
+        request = TakedownRequest(**pending["request"])
+        rejected = rejected_matches(root, Blocklist(request.entries()), urls=request.urls, domains=request.domains,
+                                    sha256=request.sha256)
+    for name, ids in rejected.items():
+        path = member_path(root, name)
+        if path.exists():
+            rewrite_without(path, set(ids), key_column="id")
+    return sum(len(ids) for ids in rejected.values())
+
+
+def _listed(blocklist: Blocklist, entry: BlockEntry) -> bool:
+    target = {"url": blocklist.urls, "domain": blocklist.domains, "sha256": blocklist.sha256}[entry.kind]
+    return (entry.value if entry.kind == "url" else entry.value.lower().rstrip(".")) in target
+
+
+def finish_pending(root: str | Path) -> TakedownResult | None:
+    """Finish an interrupted takedown of the dataset at ``root`` (filtering by key can be repeated safely); None
+    when none is pending.  The caller holds the dataset's lock: `takedown` does, and so does a clean run, which
+    must never build a new version around a half-done takedown."""
+    root = Path(root)
+    path = root / PENDING
+    if not path.exists():
+        return None
+    try:
+        pending = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:  # written atomically, so this is damage, not an interrupted write
+        raise ToolError(f"{path}: not valid JSON ({exc}); restore it from a backup or remove it after checking "
+                        "the shards with `mmpipe verify`") from exc
+    return _apply(open_dataset(root, require_files=False), pending)
 
 
 def takedown(path: str | Path, request: TakedownRequest, *, dry_run: bool = False) -> TakedownResult:
@@ -231,9 +288,8 @@ def takedown(path: str | Path, request: TakedownRequest, *, dry_run: bool = Fals
         if ds.kind != "clean" or ds.manifest is None or ds.single_file:
             raise ToolError(f"{path}: takedown works on a CLEAN dataset directory with a manifest.json (for raw "
                             "crawl output, add entries to the blocklist the crawl reads instead)")
-        resumed = None
-        if (ds.root / PENDING).exists():  # an interrupted takedown: finish it before anything else
-            resumed = _apply(ds, json.loads((ds.root / PENDING).read_text()))
+        resumed = finish_pending(ds.root)  # an interrupted takedown: finish it before anything else
+        if resumed is not None:
             ds = open_dataset(root)
         if request.is_empty():  # `--resume`: report what the finished takedown did (or that none was pending)
             return resumed or TakedownResult(0, [], [], [], 0, None, None, dry_run)
@@ -242,13 +298,13 @@ def takedown(path: str | Path, request: TakedownRequest, *, dry_run: bool = Fals
         if dry_run:
             return TakedownResult(len(rows), sorted(r["key"] for r in rows), sorted({r["shard"] for r in rows}),
                                   [], len(entries), None, None, dry_run=True)
-        blocklist = Blocklist.append(ds.root, entries)
+        rejected = rejected_matches(ds.root, Blocklist(request.entries()), urls=request.urls,
+                                    domains=request.domains, sha256=request.sha256)
         pending = {"id": uuid.uuid4().hex, "request": asdict(request), "rows": rows,
-                   "shards": sorted({r["shard"] for r in rows}), "blocklist_added": len(entries)}
+                   "shards": sorted({r["shard"] for r in rows}), "blocklist_added": len(entries),
+                   "entries": [asdict(e) for e in entries], "rejected": rejected}
         atomic_write_json(ds.root / PENDING, pending)
-        result = _apply(ds, pending)
-        result.blocklist = blocklist
-        return result
+        return _apply(ds, pending)
 
 
 @contextmanager

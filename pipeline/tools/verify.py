@@ -20,10 +20,21 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
-from data_schemas import CLEAN_SCHEMA, CLEAN_VERSION, RAW_SCHEMA, SchemaError, file_sha256, validate
-from pipeline.tools._read import TAKEDOWN_PENDING, Dataset, ToolError, connect, iter_batches, open_dataset
+from data_schemas import (
+    BLOCKLIST_NAME,
+    CLEAN_SCHEMA,
+    CLEAN_VERSION,
+    RAW_SCHEMA,
+    TAKEDOWN_PENDING,
+    Blocklist,
+    SchemaError,
+    file_sha256,
+    validate,
+)
+from pipeline.config import CleanConfig
+from pipeline.tools._read import Dataset, ToolError, connect, iter_batches, open_dataset
 
-DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's own decompression-bomb threshold
+DEFAULT_MAX_PIXELS = CleanConfig.max_pixels  # the clean stage's decompression-bomb limit (Pillow's own threshold)
 MAX_PER_KIND = 20  # listed problems of one kind per shard; the rest are counted, so a broken shard stays readable
 
 
@@ -216,6 +227,8 @@ def verify_dataset(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS, wo
     if ds.manifest is not None:
         _check_manifest(ds, rep)
         _check_extra_files(ds, rep)
+        for problem in Blocklist.problems(ds.root):  # a cut line: a takedown's entries may be missing
+            rep.add(BLOCKLIST_NAME, None, f"{problem}; re-run the takedown (`mmpipe takedown ...`) after repairing")
     elif ds.single_file:
         rep.warnings.append("a single shard: no manifest to check it against (size, sha256, row count skipped)")
     elif ds.kind == "clean":

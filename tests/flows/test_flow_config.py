@@ -68,7 +68,7 @@ def test_bad_configs_fail_with_the_field_named(tmp_path):
 def test_crawl_key_changes_with_what_the_crawl_would_fetch(tmp_path):
     base = to_crawl_config(_config(tmp_path))
     same = to_crawl_config(_config(tmp_path, crawl={"options": {"log_level": "DEBUG"}}))
-    other = to_crawl_config(_config(tmp_path, crawl={"options": {"obey_robots": False}}))
+    other = to_crawl_config(_config(tmp_path, crawl={"options": {"download_delay": 2.0}}))
     assert crawl_key(base, "site") == crawl_key(same, "site") != crawl_key(other, "site")
 
 

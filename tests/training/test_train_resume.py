@@ -1,4 +1,5 @@
-"""Kill -9 a training process mid-epoch, resume it, and get exactly the uninterrupted run."""
+"""Kill -9 a training process mid-epoch (at a checkpoint's rename, through the MMPIPE_FAULT_AT hook of
+`data_schemas.faults`), resume it, and get exactly the uninterrupted run."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,22 +24,15 @@ from training.train import train
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _start_killable(cfg: TrainConfig, tmp_path: Path) -> subprocess.Popen:
+def run_killed_at(cfg: TrainConfig, tmp_path: Path, point: str) -> int:
+    """Train in a subprocess that SIGKILLs itself at the named kill point; returns its exit status."""
     config_json = tmp_path / "killed.json"
     cfg.write_json(config_json)
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "training.train_main", "--config-json", str(config_json)],
-                            cwd=REPO, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
-                            stderr=open(tmp_path / "killed.log", "w"))
-
-
-def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 240) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        if proc.poll() is not None:
-            raise AssertionError(f"training exited early with {proc.returncode}")
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.2)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "MMPIPE_FAULT_AT": point}
+    with open(tmp_path / "killed.log", "w") as log:
+        proc = subprocess.run([sys.executable, "-m", "training.train_main", "--config-json", str(config_json)],
+                              cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=log, timeout=300)
+    return proc.returncode
 
 
 @pytest.mark.slow
@@ -51,23 +44,18 @@ def test_sigkill_then_resume_latest_matches_an_uninterrupted_run(shapes_data, tm
     torch.set_num_threads(1)  # same BLAS reduction order as the subprocess
     straight = train(base)
 
-    killed = replace(base, out=tmp_path / "killed", debug_pause_at_step=7)
-    proc = _start_killable(killed, tmp_path)
-    try:
-        _wait_for(killed.out / "debug-paused", proc)  # steps 6 and 7 ran after checkpoint 5: they are lost work
-        os.killpg(proc.pid, signal.SIGKILL)
-    finally:
-        proc.wait(timeout=60)
-    assert proc.returncode == -signal.SIGKILL
+    killed = replace(base, out=tmp_path / "killed")
+    # killed as checkpoint 10 is renamed into place: steps 6-10 ran after checkpoint 5 and are lost work
+    assert run_killed_at(killed, tmp_path, "publish:step-00000010") == -signal.SIGKILL
     assert [p.name for p in list_checkpoints(killed.out)] == ["step-00000005"]
     loader = json.loads((list_checkpoints(killed.out)[0] / "meta.json").read_text())["loader"]
     assert (loader["epoch"], loader["batch"]) == (0, 5)
     assert sorted(w["batches_done"] for w in loader["rank0_workers"]) == [2, 3]
     assert all(set(w["next_row"]) == {"shard", "row_group", "offset"} for w in loader["rank0_workers"])
-    assert max(r["step"] for r in read_samples(killed.out)) == 7
+    assert max(r["step"] for r in read_samples(killed.out)) == 10
     assert not (killed.out / "model.safetensors").exists()
 
-    resumed = train(replace(killed, debug_pause_at_step=None, resume="latest"))
+    resumed = train(replace(killed, resume="latest"))
 
     assert read_samples(resumed) == read_samples(straight), "same samples, same order, same steps"
     assert [m["step"] for m in read_jsonl(resumed / "metrics.jsonl")] == list(range(1, 19))
