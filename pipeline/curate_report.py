@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from data_schemas import CURATE_DIR, Manifest, atomic_write_bytes, reasons
+from pipeline.config import CleanConfig
 from pipeline.tools._read import thumbnail
 from pipeline.tools._stats import Thumb
 from pipeline.tools.grid import write_grid
@@ -26,12 +27,14 @@ def write_report(data: Path, parent: Manifest, rows, decision, folder: Path, *, 
         return []
     atomic_write_bytes(folder / HISTOGRAM_NAME, histogram_png(rows.alignment[pool], decision.reason[pool],
                                                               cut=decision.cut))
+    max_pixels = int(parent.parameters.get("max_pixels") or CleanConfig.max_pixels)  # the parent's decode limit
     order = pool[np.argsort(rows.alignment[pool], kind="stable")]
     picked = list(order[:EXTREMES]) + list(order[::-1][:EXTREMES])
     thumbs = []
     for i, (caption, image) in zip(picked, read_rows(data, parent, rows, picked), strict=True):
         label = f"{rows.alignment[i]:.3f} {decision.reason[i] or 'kept'}: {caption}"
-        thumbs.append(Thumb(str(rows.keys[i]), label, str(rows.source[i]), None, None, thumbnail(image, 200)))
+        preview = thumbnail(image, 200, max_pixels=max_pixels)
+        thumbs.append(Thumb(str(rows.keys[i]), label, str(rows.source[i]), None, None, preview))
     write_grid(thumbs, folder / EXTREMES_NAME, columns=6)
     return [f"{CURATE_DIR}/{HISTOGRAM_NAME}", f"{CURATE_DIR}/{EXTREMES_NAME}"]
 
