@@ -17,6 +17,7 @@ import yaml
 from crawlers import policy
 from data_schemas import SOURCE_KINDS
 
+TEASER_MODES = ("drop", "emit")
 TRANSPORTS = ("aiohttp", "twisted")  # the HTTP client under Scrapy's downloader (crawlers/transport.py)
 DEFAULT_USER_AGENT = "mmpipe/0.1 (+https://github.com/mmpipe/mmpipe)"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -41,6 +42,8 @@ class SourceConfig:
     allowed_domains: list[str] = field(default_factory=list)  # default: the hosts of the configured URLs
     article_pattern: str | None = None  # regex on the URL path: which followed links are articles
     page_text: bool = True  # also record the page title and nearest paragraph (origins title/context)
+    teasers: str = "drop"  # pictures that link to another page: "drop" (counted as teaser_image) or "emit" (RAW
+    # rows with role "teaser", page_url the linked page, candidates the teaser's own text)
     sitemaps_from_robots: bool = True  # no `sitemaps`: crawl those the robots.txt of the feed/start hosts lists
     # robots.txt is always obeyed, except for these hosts of this source's own URLs, named by an operator who runs
     # them (their own sites); logged as a warning and listed in the crawl summary (crawlers/policy.py)
@@ -50,6 +53,7 @@ class SourceConfig:
     hashtags: list[str] = field(default_factory=list)
     local_timeline: bool = False
     include_noindex: bool = False  # accounts with `noindex` are skipped unless this is set
+    video_previews: bool = False  # gifv/video attachments with a description give their preview still
     # bluesky
     appview: str = "https://public.api.bsky.app"
     actors: list[str] = field(default_factory=list)  # handles or DIDs (author feeds)
@@ -84,6 +88,8 @@ class SourceConfig:
             raise ConfigError(f"{where}: a mastodon source needs instance and hashtags or local_timeline: true")
         if self.kind == "bluesky" and not (self.actors or self.search_queries or self.feeds):
             raise ConfigError(f"{where}: a bluesky source needs actors, search_queries or feeds")
+        if self.teasers not in TEASER_MODES:
+            raise ConfigError(f"{where}: teasers must be one of {TEASER_MODES}, not {self.teasers!r}")
         if self.processes < 1:
             raise ConfigError(f"{where}: processes must be >= 1")
         for limit in ("max_pages", "max_images", "max_discovery", "max_sitemap_depth", "max_api_pages",

@@ -174,10 +174,13 @@ def sorted_candidates(ref: ImageRef) -> list[dict[str, str]]:
 
 
 def make_row(*, source: str, kind: str, ctx: PageCtx, ref: ImageRef, result: ImageResult) -> dict:
+    """A teaser (`ref.link`) is a row of the page it links to, titled with its own headline."""
+    page_url = ref.link or ctx.url
+    title = next((t for t, o in ref.candidates if o == "title"), None) if ref.link else ctx.title
     return {
-        "id": row_id(ctx.url, ref.url), "source": source, "source_kind": kind,
-        "page_url": ctx.url, "image_url": ref.url, "caption_candidates": sorted_candidates(ref),
-        "title": ctx.title, "page_lang": ctx.lang, "published_at": ctx.published_at,
+        "id": row_id(page_url, ref.url), "source": source, "source_kind": kind, "role": ref.role,
+        "page_url": page_url, "image_url": ref.url, "caption_candidates": sorted_candidates(ref),
+        "title": title, "page_lang": ctx.lang, "published_at": None if ref.link else ctx.published_at,
         "crawled_at": datetime.now(timezone.utc), "license": ctx.license, "credit": ref.credit,
         "image_bytes": result.body, "image_mime": result.mime, "http_status": result.status,
         "fetch_error": result.error, "opt_out": sorted(set(ctx.opt_out) | set(result.opt_out)),

@@ -86,8 +86,9 @@ class RawWriter:
         return len(self.outstanding)
 
     # --- rows ---------------------------------------------------------------------------------------------
-    def add(self, row: dict, *, first_fetch: bool) -> None:
-        page = row["page_url"]
+    def add(self, row: dict, *, first_fetch: bool, page: str | None = None) -> None:
+        """`page`: the page the row is accounted to, when it is not the row's own (a teaser of another page)."""
+        page = page or row["page_url"]
         if first_fetch:
             self.first_fetch[row["image_url"]] = len(self.buffer)
         self.buffer.append(row)

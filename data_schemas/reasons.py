@@ -15,8 +15,12 @@ SOCIAL_SENSITIVE = "social_sensitive"  # media marked sensitive
 SOCIAL_NOINDEX = "social_noindex"  # Mastodon account with noindex
 SOCIAL_NO_UNAUTHENTICATED = "social_no_unauthenticated"  # Bluesky author labelled !no-unauthenticated
 BLOCKLISTED_URL = "blocklisted"  # page or image URL / domain on the dataset's takedown blocklist
+TEASER_IMAGE = "teaser_image"  # a picture shown as a teaser of another page (it links there): not this page's pair
+SOCIAL_BAD_POST = "social_bad_post"  # an API post with a field of an unexpected type: that post only is skipped
+SOCIAL_BAD_RESPONSE = "social_bad_response"  # an API page that cannot be read at all (e.g. JSON nested too deep)
 CRAWL_REASONS = (ROBOTS_DISALLOWED, ROBOTS_UNREACHABLE, OPT_OUT_PAGE, OPT_OUT_IMAGE, OPT_OUT_TDMREP, SOCIAL_SENSITIVE,
-                 SOCIAL_NOINDEX, SOCIAL_NO_UNAUTHENTICATED, BLOCKLISTED_URL)
+                 SOCIAL_NOINDEX, SOCIAL_NO_UNAUTHENTICATED, BLOCKLISTED_URL, TEASER_IMAGE, SOCIAL_BAD_POST,
+                 SOCIAL_BAD_RESPONSE)
 
 # Image fetch failures: the crawl still writes a RAW row (image_bytes null, http_status / fetch_error set) so the
 # clean funnel accounts for every candidate; the clean stage drops it as FETCH_FAILED.
@@ -38,8 +42,10 @@ IMAGE_BAD_ASPECT = "image_bad_aspect"
 DUPLICATE_EXACT = "duplicate_exact"
 DUPLICATE_NEAR = "duplicate_near"
 DUPLICATE_PREVIOUS_RUN = "duplicate_previous_run"  # already in the dataset from an earlier run (incremental)
+ROLE_NOT_ALLOWED = "role_not_allowed"  # the row's role (lead / body / teaser) is not in the clean config's `roles`
 CLEAN_REASONS = (INVALID_ID, FETCH_FAILED, BLOCKLISTED, CAPTION_EMPTY, CAPTION_TOO_SHORT, CAPTION_TOO_LONG,
-                 CAPTION_BOILERPLATE, LANG_NOT_ALLOWED, IMAGE_UNDECODABLE, IMAGE_DECOMPRESSION_BOMB, IMAGE_TOO_SMALL,
+                 CAPTION_BOILERPLATE, LANG_NOT_ALLOWED, ROLE_NOT_ALLOWED, IMAGE_UNDECODABLE, IMAGE_DECOMPRESSION_BOMB,
+                 IMAGE_TOO_SMALL,
                  IMAGE_BAD_ASPECT, DUPLICATE_EXACT, DUPLICATE_NEAR, DUPLICATE_PREVIOUS_RUN)
 
 # Curate pass (`mmpipe curate`, model-based, over an existing dataset): counted in the curated version's funnel.

@@ -14,10 +14,16 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-RAW_VERSION = "1"
-CLEAN_VERSION = "1"
+RAW_VERSION = "2"  # 2: `role`
+CLEAN_VERSION = "2"  # 2: `role`
 SCORES_VERSION = "1"
+# Older versions a reader still accepts, with the fields they lack (read as nulls): a crawl's RAW files outlive
+# an upgrade, so the clean stage reads them; CLEAN datasets are re-made by `mmpipe clean` instead.
+_OLDER_READABLE = {"raw": {"1": ("role",)}}
 SOURCE_KINDS = ("news", "mastodon", "bluesky", "feed")
+# What a picture is to its page: the declared lead picture (og:image / JSON-LD), another picture of the page's
+# own, or a teaser of another page (kept only when the crawl emits teasers); null where the source does not say.
+ROLES = ("lead", "body", "teaser")
 CAPTION_ORIGINS = ("figcaption", "alt", "og_image_alt", "jsonld", "social_alt", "feed", "title", "context")
 # Which candidate becomes the caption: the first, in this order, that passes the text filters.  Human-written
 # descriptions of *this* image first (alt text on social posts and figcaptions are written for the picture), then
@@ -56,6 +62,7 @@ RAW_SCHEMA = _schema("raw", RAW_VERSION, [
     pa.field("http_status", pa.int16()),
     pa.field("fetch_error", pa.string()),
     pa.field("opt_out", pa.list_(pa.string()), nullable=False),
+    pa.field("role", pa.string()),
 ])
 
 CLEAN_SCHEMA = _schema("clean", CLEAN_VERSION, [
@@ -78,6 +85,7 @@ CLEAN_SCHEMA = _schema("clean", CLEAN_VERSION, [
     pa.field("crawled_at", _TS, nullable=False),
     pa.field("license", pa.string()),
     pa.field("credit", pa.string()),
+    pa.field("role", pa.string()),
     pa.field("split", pa.string(), nullable=False),
     pa.field("dup_cluster", pa.string(), nullable=False),
 ])
@@ -132,20 +140,25 @@ def empty_table(schema: pa.Schema) -> pa.Table:
     return schema.empty_table()
 
 
-def _check_metadata(actual: pa.Schema, expected: pa.Schema, path: Path | None) -> None:
+def _check_metadata(actual: pa.Schema, expected: pa.Schema, path: Path | None) -> tuple[str, ...]:
+    """The fields this (older, still readable) version may lack; raises for an unreadable version."""
     name, version = schema_name(actual), schema_version(actual)
     if name is None or version is None:
-        return  # plain Arrow tables built in memory carry no metadata; their columns are still checked
+        return ()  # plain Arrow tables built in memory carry no metadata; their columns are still checked
     if name != schema_name(expected):
         raise SchemaError(f"is a '{name}' table, expected '{schema_name(expected)}'", path=path)
-    if version != schema_version(expected):
+    older = _OLDER_READABLE.get(name, {})
+    if version != schema_version(expected) and version not in older:
         raise SchemaError(f"schema version {version}, this mmpipe reads version {schema_version(expected)}: "
                           "re-run the stage that wrote it with this version", path=path)
+    return older.get(version, ())
 
 
-def _check_fields(actual: pa.Schema, expected: pa.Schema, path: Path | None) -> None:
+def _check_fields(actual: pa.Schema, expected: pa.Schema, path: Path | None, lacking: tuple[str, ...] = ()) -> None:
     for field in expected:
         idx = actual.get_field_index(field.name)
+        if idx < 0 and field.name in lacking:
+            continue
         if idx < 0:
             raise SchemaError("missing", column=field.name, path=path)
         got = actual.field(idx).type
@@ -155,7 +168,7 @@ def _check_fields(actual: pa.Schema, expected: pa.Schema, path: Path | None) -> 
 
 def _check_nulls(table: pa.Table, expected: pa.Schema, path: Path | None) -> None:
     for field in expected:
-        if not field.nullable and table.column(field.name).null_count:
+        if not field.nullable and field.name in table.column_names and table.column(field.name).null_count:
             n = table.column(field.name).null_count
             raise SchemaError(f"{n} null value(s) in a required column", column=field.name, path=path)
 
@@ -173,15 +186,15 @@ def validate(table_or_path: pa.Table | str | Path, schema: pa.Schema, *, check_v
             actual = pq.read_schema(path)
         except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for damaged files
             raise SchemaError(f"not a readable Parquet file ({exc}); delete or re-create it", path=path) from exc
-        _check_metadata(actual, schema, path)
-        _check_fields(actual, schema, path)
+        lacking = _check_metadata(actual, schema, path)
+        _check_fields(actual, schema, path, lacking)
         if not check_values:
             return None
-        table = pq.read_table(path, columns=[f.name for f in schema])
+        table = pq.read_table(path, columns=[f.name for f in schema if f.name in actual.names])
     else:
         table = table_or_path
-        _check_metadata(table.schema, schema, None)
-        _check_fields(table.schema, schema, None)
+        lacking = _check_metadata(table.schema, schema, None)
+        _check_fields(table.schema, schema, None, lacking)
     _check_nulls(table, schema, path)
     _check_values(table, schema, path)
     return table
@@ -204,6 +217,10 @@ def _check_values(table: pa.Table, schema: pa.Schema, path: Path | None) -> None
         if bad:
             raise SchemaError(f"{len(bad)} unsafe key(s), e.g. {bad[0]!r}: a key is 1-128 letters, digits, '_' "
                               "or '-'", column="key", path=path)
+    if "role" in schema.names and "role" in table.column_names:
+        bad = set(table.column("role").to_pylist()) - set(ROLES) - {None}
+        if bad:
+            raise SchemaError(f"unknown role(s) {sorted(bad)}; allowed: {ROLES} or null", column="role", path=path)
     if "split" in schema.names:
         bad = set(table.column("split").to_pylist()) - {"train", "val"}
         if bad:

@@ -53,6 +53,8 @@ class CleanSection(_Section):
                                                     "tls://HOST:PORT (default: a LocalCluster).")
     n_workers: int | None = Field(None, ge=1, description="LocalCluster worker processes (default: one per core).")
     langs: list[str] | None = Field(None, description="ISO 639-1 caption languages to keep (default: all).")
+    roles: list[Literal["lead", "body", "teaser"]] | None = Field(
+        None, description="RAW roles to keep, e.g. [lead, body] (default: all; rows without a role always pass).")
     image_size: int | None = Field(None, ge=16, description="Stored image size in pixels (default: the stage's).")
     val_fraction: float | None = Field(None, ge=0, le=1, description="Share of duplicate clusters in `val`.")
     write_rejected: bool = Field(False, description="Also write the dropped rows, with their reason.")

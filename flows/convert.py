@@ -48,8 +48,8 @@ def to_clean_config(config: PipelineConfig) -> Any:
     from pipeline.config import CleanConfig
 
     section = config.clean
-    fields = {k: getattr(section, k) for k in ("scheduler", "n_workers", "langs", "image_size", "val_fraction",
-                                               "write_rejected", "strict")}
+    fields = {k: getattr(section, k) for k in ("scheduler", "n_workers", "langs", "roles", "image_size",
+                                               "val_fraction", "write_rejected", "strict")}
     kwargs = stage_kwargs(CleanConfig, section, fields, stage="clean")
     try:
         return CleanConfig(raw=config.raw_dir, out=config.clean_dir, **kwargs)

@@ -8,6 +8,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from data_schemas import ROLES
+
 RESIZE_MODES = ("keep_ratio_largest", "center_crop", "no")
 # A scheduler address: tcp:// or tls:// (Dask's TCP comms), a host name, IPv4 or [IPv6] address, and a port.  No
 # other scheme (inproc://, ucx://, ws://), no user, path or query: the client unpickles what the scheduler sends,
@@ -43,6 +45,8 @@ class CleanConfig:
     min_chars: int = 6  # ... and more than 5 characters
     max_chars: int = 1000
     langs: list[str] | None = None  # ISO 639-1 allow-list; None = every language
+    roles: list[str] | None = None  # RAW roles to keep (lead, body, teaser); None = all; rows without a role
+    # (RAW version 1 files, feed-only images) are always kept
     # image
     min_side: int = 200
     max_aspect: float = 3.0
@@ -84,6 +88,11 @@ class CleanConfig:
             raise ValueError(f"val_fraction {self.val_fraction} must be within [0, 1]")
         if not 0 <= self.phash_threshold < 32:
             raise ValueError(f"phash_threshold {self.phash_threshold} must be within [0, 31]")
+        if self.roles is not None:
+            bad = sorted(set(self.roles) - set(ROLES))
+            if bad:
+                raise ValueError(f"roles {bad} are not RAW roles; choose from {ROLES}")
+            self.roles = sorted(set(self.roles))
         if self.langs is not None:
             self.langs = sorted({lang.strip().lower() for lang in self.langs if lang.strip()}) or None
         for name in ("shard_rows", "shard_bytes", "row_group_rows", "partition_rows", "image_size", "min_side"):

@@ -51,6 +51,9 @@ def row_reason(row: dict[str, Any], cfg: Any, blocklist: Blocklist) -> Accepted 
         return reasons.INVALID_ID
     if blocklist.blocks_url(row.get("page_url")) or blocklist.blocks_url(row.get("image_url")):
         return reasons.BLOCKLISTED
+    roles = getattr(cfg, "roles", None)
+    if roles is not None and row.get("role") is not None and row["role"] not in roles:
+        return reasons.ROLE_NOT_ALLOWED
     data = row.get("image_bytes")
     if row.get("fetch_error") or not data:
         return reasons.FETCH_FAILED
@@ -80,7 +83,7 @@ def staged_record(row: dict[str, Any], acc: Accepted) -> dict[str, Any]:
         "original_height": img.original_height, "sha256": img.sha256, "phash": img.phash, "lang": cap.lang,
         "source": row["source"], "source_kind": row["source_kind"], "page_url": row["page_url"],
         "image_url": row["image_url"], "published_at": row.get("published_at"), "crawled_at": row["crawled_at"],
-        "license": row.get("license"), "credit": acc.credit,
+        "license": row.get("license"), "credit": acc.credit, "role": row.get("role"),
         "caption_rank": RANK.get(cap.origin, len(RANK)),
     }
 

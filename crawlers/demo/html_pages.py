@@ -16,6 +16,9 @@ from crawlers.demo.plan import SECTIONS, TDM_SECTION, Plan, srcset_widths
 SITE_NAME = "The Demo Gazette"
 PLACEHOLDER_GIF = "data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7"
 PAGE_SIZE = 10  # articles per section page
+# articles whose page is refused or opted out as a whole carry no teaser (the crawl never weighs their pictures)
+WHOLE_PAGE_TROUBLE = ("robots", "noai_header", "noai_meta", "tdm_section", "tdm_header")
+DATA_URI_SRCSET = "data:image/gif;base64,R0lGODlhAQABAIAAAP,/ywAAAAAAQABAAACAUwAOw== 1w"
 HOME_LIMIT = 100  # the home page lists every article up to this many, then the newest 50 plus every special one
 
 
@@ -96,14 +99,17 @@ def _stem(url: str) -> tuple[str, str]:
     return stem, ext
 
 
-def image_markup(slot: Slot, plan: Plan) -> str:
+def image_markup(slot: Slot, plan: Plan, *, base: str = "") -> str:
+    """Real pages' shapes: lazy images with a chrome word in their class (`lazyload banner`), plain figures with
+    an absolute `src` beside a `data-srcset` holding a `data:` URI (split at its commas, the base64 tail reads as
+    a relative path: franceculture.fr's markup)."""
     pic = plan.pictures[slot.pid]
     stem, ext = _stem(slot.url)
     attrs = _img_attrs(slot, plan)
     if slot.kind == "inline":
         return f"<img src=\"{slot.url}\"{attrs}>"
     if slot.kind == "lazy":
-        img = f"<img class=\"lazyload\" src=\"{PLACEHOLDER_GIF}\" data-src=\"{slot.url}\"{attrs}>"
+        img = f"<img class=\"lazyload banner\" src=\"{PLACEHOLDER_GIF}\" data-src=\"{slot.url}\"{attrs}>"
     elif slot.kind == "srcset":
         widths = srcset_widths(pic, 2)
         cands = ", ".join([f"{stem}-{w}w.{ext} {w}w" for w in widths] + [f"{slot.url} {pic.width}w"])
@@ -112,7 +118,7 @@ def image_markup(slot: Slot, plan: Plan) -> str:
     elif slot.kind in ("lead", "picture"):
         img = _picture(slot, pic, stem, ext, attrs)
     else:
-        img = f"<img src=\"{slot.url}\"{attrs}>"
+        img = f"<img src=\"{base}{slot.url}\" data-srcset=\"{DATA_URI_SRCSET}\"{attrs}>"
     cls = " class=\"lead\"" if slot.kind == "lead" else ""
     return f"<figure{cls}>{img}<figcaption>{slot.figcaption_html}</figcaption></figure>"
 
@@ -133,8 +139,23 @@ def _picture(slot: Slot, pic, stem: str, ext: str, attrs: str) -> str:
 
 
 def _jsonld(article: Article, plan: Plan, base: str) -> str:
+    """A NewsArticle; on every other article Yoast's shape: an `@graph` whose article names its image by an
+    `@id` reference (`.../#primaryimage`, the page's own URL plus a fragment, never an image address)."""
     lead = article.slots[0]
     pic = plan.pictures[lead.pid]
+    if len(article.slug) % 2 == 0:
+        page = base + article.path
+        image = {"@type": "ImageObject", "@id": page + "#primaryimage", "url": base + lead.url, "width": pic.width,
+                 "height": pic.height, "caption": lead.figcaption}
+        data = {"@context": "https://schema.org", "@graph": [
+            {"@type": "WebPage", "@id": page, "url": page, "primaryImageOfPage": {"@id": page + "#primaryimage"}},
+            image,
+            {"@type": "NewsArticle", "@id": page + "#article", "headline": article.title,
+             "datePublished": f"{article.published:%Y-%m-%dT%H:%M:%SZ}", "inLanguage": article.lang,
+             "mainEntityOfPage": {"@id": page}, "image": {"@id": page + "#primaryimage"},
+             "author": [{"@type": "Person", "name": article.author}]}]}
+        text = json.dumps(data, ensure_ascii=False, indent=1).replace("</", "<\\/")
+        return f"<script type=\"application/ld+json\">\n{text}\n</script>\n"
     data = {
         "@context": "https://schema.org", "@type": "NewsArticle", "headline": article.title,
         "datePublished": f"{article.published:%Y-%m-%dT%H:%M:%SZ}", "inLanguage": article.lang,
@@ -153,9 +174,14 @@ def _article_meta(article: Article, plan: Plan, base: str) -> str:
     lead = article.slots[0]
     pic = plan.pictures[lead.pid]
     url = base + article.path
+    widths = srcset_widths(pic, 2)
+    og_image = lead.url  # on some articles a smaller variant of the lead: the same picture, one record
+    if widths and len(article.slug) % 3 == 0:
+        stem, ext = _stem(lead.url)
+        og_image = f"{stem}-{widths[-1]}w.{'jpg' if ext == 'webp' else ext}"
     meta = [("property", "og:type", "article"), ("property", "og:site_name", SITE_NAME),
             ("property", "og:title", article.title), ("property", "og:url", url),
-            ("property", "og:image", base + lead.url), ("property", "og:image:width", str(pic.width)),
+            ("property", "og:image", base + og_image), ("property", "og:image:width", str(pic.width)),
             ("property", "og:image:height", str(pic.height)), ("property", "og:image:alt", lead.alt or ""),
             ("name", "twitter:card", "summary_large_image"), ("name", "twitter:image", base + lead.url),
             ("name", "twitter:image:alt", lead.alt or ""),
@@ -167,26 +193,62 @@ def _article_meta(article: Article, plan: Plan, base: str) -> str:
     return f"<link rel=\"canonical\" href=\"{url}\">\n" + "\n".join(lines) + "\n" + _jsonld(article, plan, base)
 
 
+def related_teaser(article: Article, plan: Plan) -> tuple[Article, str] | None:
+    """(the story a teaser card on `article` links to, the URL of the card's picture), or None.
+
+    The next public article (no trouble of its own) whose lead has a smaller srcset variant: the card shows that
+    variant, so each teaser picture URL occurs on one page only."""
+    if article.trouble in WHOLE_PAGE_TROUBLE:
+        return None
+    articles = plan.articles
+    i = articles.index(article)
+    target = articles[(i + 1) % len(articles)]
+    if target is article or target.trouble or not target.slots:
+        return None
+    lead = target.slots[0]
+    widths = srcset_widths(plan.pictures[lead.pid], 2)
+    if not widths or lead.url.startswith("/img/archive/"):
+        return None
+    stem, ext = _stem(lead.url)
+    return target, f"{stem}-{widths[0]}w.{'jpg' if ext == 'webp' else ext}"
+
+
+def _teaser_card(article: Article, plan: Plan) -> str:
+    """A "more stories" card: an <article> of its own that links to another story (several <article>s)."""
+    found = related_teaser(article, plan)
+    if found is None:
+        return ""
+    target, url = found
+    return (f"<section class=\"more-stories\"><article class=\"teaser-card\"><a href=\"{target.path}\">"
+            f"<img src=\"{url}\" width=\"320\" height=\"180\" alt=\"\"><h3>{escape(target.title)}</h3></a>"
+            f"<time datetime=\"{target.published:%Y-%m-%dT%H:%M:%SZ}\">{target.published:%d %b %Y}</time>"
+            "</article></section>\n")
+
+
 def article_page(article: Article, plan: Plan, base: str) -> str:
+    """The story sits in `<div class="entry-content no-share">` (a chrome word in a negated class token), next to
+    a teaser card of another story."""
     parts = [f"<h1>{escape(article.title)}</h1>",
              f"<div class=\"byline\"><img class=\"avatar\" src=\"/static/avatars/{article.author.split()[0].lower()}"
              f".jpg\" width=\"48\" height=\"48\" alt=\"{escape(article.author)}\"> By {escape(article.author)} "
              f"<time datetime=\"{article.published:%Y-%m-%dT%H:%M:%SZ}\">{article.published:%d %B %Y}</time></div>",
-             image_markup(article.slots[0], plan)]
+             image_markup(article.slots[0], plan, base=base), "<div class=\"entry-content no-share\">"]
     paragraphs = list(article.paragraphs)
     for i, slot in enumerate(article.slots[1:]):
         if paragraphs:
             parts.append(f"<p>{escape(paragraphs.pop(0))}</p>")
-        markup = image_markup(slot, plan)
+        markup = image_markup(slot, plan, base=base)
         parts.append(f"<p>{markup}</p>" if slot.kind == "inline" else markup)
         if i == 0:
             parts.append(_ad_slot("article"))
     parts += [f"<p>{escape(p)}</p>" for p in paragraphs]
+    parts.append("</div>")
     parts.append("<div class=\"share\"><a href=\"#share\"><img class=\"icon\" src=\"/static/icons/share.svg\" "
                  "width=\"16\" height=\"16\" alt=\"Share\"></a></div>")
     body = "\n".join(parts)
     return (_head(f"{article.title} | {SITE_NAME}", lang_meta=article.lang, extra=_article_meta(article, plan, base))
-            + f"<body class=\"article\">\n{_masthead()}<main>\n<article>\n{body}\n</article>\n</main>\n"
+            + f"<body class=\"article\">\n{_masthead()}<main>\n<article>\n{body}\n</article>\n"
+            + _teaser_card(article, plan) + "</main>\n"
             + _footer(article.slug))
 
 

@@ -32,6 +32,7 @@ class PairTruth:
     width: int = 0  # pixel size of the served image_url (0 when it is not a decodable image)
     height: int = 0
     caption_origin: str | None = None  # origin of the chosen caption (kept rows, and dup-group losers)
+    role: str | None = None  # RAW role: lead (an article's lead picture) | body | teaser
     noise: str = ""  # caption noise the clean stage keeps: swapped | generic | reshoot | reshoot+swapped
     scene_group: int = -1  # shared by the photos of one scene (noise "reshoot"); -1 otherwise
 

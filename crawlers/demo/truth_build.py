@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from crawlers.demo.html_pages import related_teaser
 from crawlers.demo.model import Slot
 from crawlers.demo.plan import Plan
 from crawlers.demo.plan_text import candidates
@@ -30,8 +31,21 @@ def _row(plan: Plan, slot: Slot, *, source_kind: str, page_url: str, published, 
         caption=slot.caption if stage is None else None, caption_candidates=candidates(slot), credit=slot.credit,
         lang=slot.lang, stage=stage, reason=reason, dup_group=pic.group if pic.group >= 0 else pic.pid,
         published_at=published, trouble=slot.trouble, width=0 if broken else pic.width,
-        height=0 if broken else pic.height, caption_origin=slot.origin, noise=slot.noise,
+        height=0 if broken else pic.height, caption_origin=slot.origin,
+        role="lead" if slot.kind == "lead" else "body", noise=slot.noise,
         scene_group=pic.scene_of if pic.scene_of >= 0 else pic.pid if "reshoot" in slot.noise else -1)
+
+
+def _teaser_row(plan: Plan, article, *, target, url: str) -> PairTruth:
+    """A teaser card's picture (another story's lead, smaller): dropped by the crawl, counted as teaser_image."""
+    lead = target.slots[0]
+    pic = plan.pictures[lead.pid]
+    width = int(url.rsplit("-", 1)[1].split("w.", 1)[0])
+    return PairTruth(source="demo-news", source_kind="news", page_url=article.path, image_url=url, caption=None,
+                     caption_candidates=((target.title, "title"),), credit=None, lang=target.lang, stage="crawl",
+                     reason=R.TEASER_IMAGE, dup_group=pic.group if pic.group >= 0 else pic.pid,
+                     published_at=article.published, trouble="teaser", role="teaser", width=width,
+                     height=max(1, round(pic.height * width / pic.width)))
 
 
 def build_truth(plan: Plan) -> list[PairTruth]:
@@ -40,6 +54,9 @@ def build_truth(plan: Plan) -> list[PairTruth]:
         for slot in a.slots:
             rows.append(_row(plan, slot, source_kind="news", page_url=a.path, published=a.published,
                              page_reason=PAGE_REASONS.get(a.trouble)))
+        teaser = related_teaser(a, plan)
+        if teaser is not None:
+            rows.append(_teaser_row(plan, a, target=teaser[0], url=teaser[1]))
     for s in plan.statuses:
         flag = R.SOCIAL_NOINDEX if s.account.noindex else R.SOCIAL_SENSITIVE if s.sensitive else None
         for slot in s.slots:

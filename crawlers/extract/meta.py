@@ -104,10 +104,12 @@ def json_ld(doc: Element) -> list[dict]:
             continue
         try:
             data = json.loads(text)
+        except RecursionError:  # nested deeper than the parser's stack: no metadata worth reading
+            continue
         except ValueError:
             try:  # common breakage: raw newlines/tabs inside strings
                 data = json.loads(re.sub(r"[\r\n\t]+", " ", text))
-            except ValueError:
+            except (ValueError, RecursionError):
                 continue
         _flatten(data, out, 0)
     return out
@@ -136,32 +138,50 @@ def is_article_ld(obj: dict) -> bool:
 
 
 def ld_images(objects: list[dict]) -> list[tuple[str, str | None]]:
-    """[(url, caption)] from Article.image (URL, list, ImageObject) and standalone ImageObjects."""
+    """[(url, caption)] from Article.image (URL, list, ImageObject, `{"@id": ...}` reference) and standalone
+    ImageObjects.  A reference is looked up among the page's JSON-LD objects (`@graph` members and their nested
+    objects); an `@id` is a node name, never an image address (Yoast's `.../#primaryimage` is the page itself)."""
+    by_id = _by_id(objects)
     out: list[tuple[str, str | None]] = []
     for obj in objects:
         types = ld_types(obj)
         if "imageobject" in types:
-            _add_image(obj, out)
+            _add_image(obj, out, by_id=by_id)
         elif types & _ARTICLE_TYPES:
-            for key in ("image", "associatedMedia", "thumbnailUrl"):
+            for key in ("image", "associatedMedia", "thumbnailUrl", "primaryImageOfPage"):
                 value = obj.get(key)
                 for item in value if isinstance(value, list) else [value]:
-                    _add_image(item, out)
+                    _add_image(item, out, by_id=by_id)
     return out
 
 
-def _add_image(item, out: list[tuple[str, str | None]]) -> None:
+def _by_id(objects: list[dict]) -> dict[str, dict]:
+    """Every JSON-LD node with an `@id` and more than a reference's keys, top level or one level down."""
+    nodes: dict[str, dict] = {}
+    for obj in objects:
+        for node in (obj, *(v for v in obj.values() if isinstance(v, dict))):
+            ref = node.get("@id")
+            if isinstance(ref, str) and set(node) - {"@id", "@type"}:
+                nodes.setdefault(ref, node)
+    return nodes
+
+
+def _add_image(item, out: list[tuple[str, str | None]], *, by_id: dict[str, dict]) -> None:
     if isinstance(item, str):
         out.append((item, None))
-    elif isinstance(item, dict):
-        url = item.get("url") or item.get("contentUrl") or item.get("@id")
-        if isinstance(url, list):
-            url = url[0] if url else None
-        caption = item.get("caption") or item.get("description")
-        if isinstance(caption, dict):
-            caption = caption.get("text") or caption.get("@value")
-        if isinstance(url, str):
-            out.append((url, clean_text(caption) if isinstance(caption, str) else None))
+        return
+    if not isinstance(item, dict):
+        return
+    if not (item.get("url") or item.get("contentUrl")) and isinstance(item.get("@id"), str):
+        item = by_id.get(item["@id"], {})  # a reference: the node it names, or nothing
+    url = item.get("url") or item.get("contentUrl")
+    if isinstance(url, list):
+        url = url[0] if url else None
+    caption = item.get("caption") or item.get("description")
+    if isinstance(caption, dict):
+        caption = caption.get("text") or caption.get("@value")
+    if isinstance(url, str):
+        out.append((url, clean_text(caption) if isinstance(caption, str) else None))
 
 
 def ld_value(objects: list[dict], key: str) -> str | None:

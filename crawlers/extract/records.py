@@ -13,6 +13,9 @@ class ImageRef:
     url: str
     candidates: list[tuple[str, str]] = field(default_factory=list)  # (text, origin)
     credit: str | None = None
+    role: str | None = None  # data_schemas.ROLES: lead | body | teaser; None where the source does not say
+    link: str | None = None  # a teaser's: the page the picture belongs to (it is shown here, linking there)
+    width: float = 0.0  # the largest width the markup declares for this picture (0: unknown), to pick the best URL
 
     def add(self, text: str | None, origin: str) -> None:
         if text and (text, origin) not in self.candidates:
@@ -22,6 +25,7 @@ class ImageRef:
         for text, origin in other.candidates:
             self.add(text, origin)
         self.credit = self.credit or other.credit
+        self.role = self.role or other.role
 
 
 @dataclass(slots=True)
@@ -36,6 +40,8 @@ class ArticlePage:
     robots: frozenset[str] = frozenset()  # <meta name="robots"> directives, lower case
     tdm_reservation: bool = False  # <meta name="tdm-reservation" content="1">
     is_article: bool = False  # og:type article, an Article in JSON-LD, or an <article> element
+    teasers: list[ImageRef] = field(default_factory=list)  # pictures of other pages shown here: role "teaser",
+    # `link` the page they link to, candidates their own teaser text (never this page's title or text)
 
 
 @dataclass(slots=True)
@@ -71,3 +77,4 @@ class SocialPost:
 class SocialPage:
     posts: list[SocialPost] = field(default_factory=list)
     next_url: str | None = None  # next page of the timeline/feed, when there is one
+    drops: dict[str, int] = field(default_factory=dict)  # posts left out, by reason (bad type, unreadable page)

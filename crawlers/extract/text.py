@@ -71,10 +71,14 @@ def _may_match(text: str) -> tuple[re.Pattern, ...]:
 
 
 def split_credit(text: str) -> tuple[str, str | None]:
-    """Separate a trailing photo credit from a caption: ("Caption.", "Photo: X/Reuters")."""
+    """Separate a photo credit from a caption: ("Caption.", "Photo: X/Reuters"); a leading one too
+    ("Bild: pixabay Ein Gericht ..." -> ("Ein Gericht ...", "Bild: pixabay"))."""
     text = clean_text(text)
     if not text:
         return "", None
+    leading = leading_credit(text)
+    if leading is not None:
+        return leading
     for pattern in _may_match(text):
         m = pattern.search(text)
         if not m:
@@ -87,6 +91,41 @@ def split_credit(text: str) -> tuple[str, str | None]:
         caption = caption.rstrip(" |–—-").strip()
         return caption, credit or None
     return text, None
+
+
+_LEADING = re.compile(rf"^(?:{_CREDIT_LABELS})\s*:\s*(?=\S)")
+_SEPARATOR = re.compile(r"\s+[|–—-]\s+|;\s+|(?<=[a-z]{2})\.\s+|\s*•\s*")
+_AGENCY_WORD = re.compile(rf"^(?:{_AGENCIES})$")
+MIN_CAPTION_WORDS = 3  # a leading credit is split off only when at least this much caption follows it
+
+
+def leading_credit(text: str) -> tuple[str, str] | None:
+    """("caption", "Label: credit") for a caption that *starts* with a labelled credit, else None.
+
+    Where the credit ends: at a separator (" | ", " - ", "; ", a sentence end); else after the last of its
+    first words that holds a "/" ("Jane Doe/dpa"); else after a first word that is lower case or an agency
+    ("pixabay", "dpa"); else after two capitalised words (a first and a last name).  Fewer than
+    MIN_CAPTION_WORDS words left over means the whole text is a credit line, not a caption with one."""
+    m = _LEADING.match(text)
+    if not m:
+        return None
+    rest = text[m.end():]
+    sep = _SEPARATOR.search(rest)
+    if sep and len(rest[: sep.start()].split()) <= MAX_CREDIT_WORDS - 2:
+        name, caption = rest[: sep.start()], rest[sep.end():]
+    else:
+        words = rest.split()
+        slash = [i for i, w in enumerate(words[:6]) if "/" in w]
+        if slash:
+            cut = slash[-1] + 1
+        elif words and (words[0][:1].islower() or _AGENCY_WORD.match(words[0].strip(",."))):
+            cut = 1 + (len(words) > 1 and _AGENCY_WORD.match(f"{words[0]} {words[1]}") is not None)
+        else:
+            cut = 2 if len(words) > 1 and words[1][:1].isupper() else 1
+        name, caption = " ".join(words[:cut]), " ".join(words[cut:])
+    if len(caption.split()) < MIN_CAPTION_WORDS:
+        return None
+    return caption.strip(), (m.group(0) + name).strip(" ,.")
 
 
 _LABEL = re.compile(rf"^(?:{_CREDIT_WORDS})\s*(?::|\bby\b|\bcourtesy(?:\s+of)?\b)\s*|^(?:©|\(c\)|Copyright\b)\s*",

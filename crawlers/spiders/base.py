@@ -268,7 +268,7 @@ class MMSpider(DirectImageFetch, scrapy.Spider):
 
     def _emit(self, ctx: PageCtx, ref: ImageRef, result: ImageResult, *, first: bool) -> None:
         row = make_row(source=self.source.name, kind=self.source.kind, ctx=ctx, ref=ref, result=result)
-        self.writer.add(row, first_fetch=first)
+        self.writer.add(row, first_fetch=first, page=ctx.url)
         self.writer.maybe_flush()
 
     # --- lifecycle -----------------------------------------------------------------------------------------

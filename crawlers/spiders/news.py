@@ -207,6 +207,10 @@ class NewsSpider(MMSpider):
         if self.source.page_text:
             for ref in refs:  # feed-only images get the page title too
                 ref.add(ctx.title, "title")
+        if self.source.teasers == "emit":
+            refs = refs + page.teasers  # rows of the linked pages, accounted to this one
+        elif page.teasers:
+            self.count_drop(R.TEASER_IMAGE, len(page.teasers))
         self.dispatch(ctx, refs)
 
 

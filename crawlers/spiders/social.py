@@ -60,6 +60,8 @@ class SocialSpider(MMSpider):
             return
         page = self.parse_api(response.url, response)
         self.count("api_pages")
+        for reason, n in page.drops.items():  # posts of unexpected shape, an unreadable page: counted, not lost
+            self.count_drop(reason, n)
         urls = {post.url for post in page.posts}
         stale = 0 if urls - self.items_seen else response.meta.get("mm_stale", 0) + 1
         self.items_seen |= urls
@@ -107,7 +109,8 @@ class MastodonSpider(SocialSpider):
 
     def parse_api(self, url: str, response: Response):
         link = response.headers.get(b"Link")
-        return parse_mastodon(url, response.body, link_header=link.decode("latin-1") if link else None)
+        return parse_mastodon(url, response.body, link_header=link.decode("latin-1") if link else None,
+                              video_previews=self.source.video_previews)
 
 
 class BlueskySpider(SocialSpider):

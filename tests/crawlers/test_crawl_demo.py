@@ -46,6 +46,7 @@ def test_raw_rows_match_ground_truth(demo, demo_crawl):
         assert (r["source"], r["source_kind"]) == (t.source, t.source_kind)
         assert tuple((c["text"], c["origin"]) for c in r["caption_candidates"]) == t.caption_candidates, key
         assert r["credit"] == t.credit, key
+        assert r["role"] == t.role, key
         if t.trouble in ("http_404", "not_image"):
             assert r["image_bytes"] is None and r["fetch_error"] in ("http_error", "not_image"), key
         else:
@@ -63,7 +64,7 @@ def test_summary_counts_every_crawl_drop(demo, demo_crawl):
     expected = Counter(t.reason for t in demo.truth if t.stage == "crawl")
     # pairs on fetched pages/images are counted pair by pair
     for reason in (R.OPT_OUT_PAGE, R.OPT_OUT_IMAGE, R.SOCIAL_SENSITIVE, R.SOCIAL_NOINDEX,
-                   R.SOCIAL_NO_UNAUTHENTICATED):
+                   R.SOCIAL_NO_UNAUTHENTICATED, R.TEASER_IMAGE):
         assert drops.get(reason, 0) == expected[reason], reason
     # pages refused before fetching (robots.txt, tdmrep.json) count once each: their images are unknown
     articles = demo.site.plan.articles

@@ -175,3 +175,38 @@ def test_page_charset_from_the_http_header_wins_over_a_wrong_meta(local_site, tm
     assert row["title"] == "Caf\u00e9 society"
     assert ("Caf\u00e9 de la Paix at noon in the city centre.", "figcaption") in [
         (c["text"], c["origin"]) for c in row["caption_candidates"]]
+
+
+def _teaser_site(site) -> None:
+    """A story whose lead is its og:image, with a card linking to another story (phys.org's markup)."""
+    site.add("/robots.txt", "User-agent: *\nAllow: /\n", "text/plain")
+    for name in ("lead", "body", "card"):
+        site.add(f"/img/{name}.jpg", jpeg(len(name)), "image/jpeg")
+    story = ("<html lang='en'><head><title>Harbour story</title><meta property='og:type' content='article'>"
+             "<meta property='og:image' content='/img/lead.jpg'></head><body><article><h1>Harbour story</h1>"
+             "<figure><img src='/img/lead.jpg'><figcaption>The harbour at dawn</figcaption></figure>"
+             "<p>A paragraph of the story that is long enough to count as the text of the story.</p>"
+             "<figure><img src='/img/body.jpg'><figcaption>Boats in the harbour</figcaption></figure>"
+             "<a href='/news/other.html'><article><figure><img src='/img/card.jpg'><figcaption><h5>Another "
+             "story about the pier</h5></figcaption></figure></article></a></article></body></html>")
+    site.add("/news/story.html", story)
+    site.add("/", "<html><body><a href='/news/story.html'>story</a></body></html>")
+
+
+@pytest.mark.parametrize("mode", ["drop", "emit"])
+def test_roles_and_teasers_in_raw_rows(local_site, tmp_path, mode):
+    _teaser_site(local_site)
+    config = fast_config([_source(local_site, teasers=mode)], tmp_path / "raw")
+    summary = crawl_source(config, "local")
+    rows = {r["image_url"].rsplit("/", 1)[-1]: r for r in raw_rows(config.out)}
+    assert rows["lead.jpg"]["role"] == "lead" and rows["body.jpg"]["role"] == "body"
+    story = local_site.base + "/news/story.html"
+    assert rows["lead.jpg"]["page_url"] == rows["body.jpg"]["page_url"] == story
+    if mode == "drop":
+        assert "card.jpg" not in rows and summary["drops"] == {R.TEASER_IMAGE: 1}
+    else:
+        card = rows["card.jpg"]
+        assert card["role"] == "teaser" and card["page_url"] == local_site.base + "/news/other.html"
+        assert card["title"] == "Another story about the pier"
+        assert [c["text"] for c in card["caption_candidates"]] == ["Another story about the pier"]
+        assert R.TEASER_IMAGE not in summary["drops"]

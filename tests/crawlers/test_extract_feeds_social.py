@@ -207,3 +207,77 @@ def test_sitemap_keep_reads_only_the_kept_articles_in_full():
     no_ns = body.replace(b' xmlns="http://www.sitemaps.org/schemas/sitemap/0.9"', b"")
     part = parse_sitemap("https://n.example/s.xml", no_ns, keep=lambda url: url.endswith("a1.html")).entries
     assert [bool(e.images) for e in part] == [False, True, False, False]
+
+
+# --- issue #14: post shapes the first reader missed, and posts of unexpected shape ---------------------------
+
+def _bsky_view(rkey: str, text: str, embed: dict | None = None, handle: str = "alice.example") -> dict:
+    view = {"uri": f"at://did:plc:abc/app.bsky.feed.post/{rkey}", "author": {"did": "did:plc:abc", "handle": handle},
+            "record": {"text": text, "createdAt": "2024-05-01T06:00:00Z", "langs": ["en"]}}
+    if embed is not None:
+        view["embed"] = embed
+    return view
+
+
+def _bsky_images(name: str, alt: str) -> dict:
+    return {"$type": "app.bsky.embed.images#view", "images": [
+        {"thumb": f"https://cdn.example/t/{name}.jpg", "fullsize": f"https://cdn.example/f/{name}.jpg", "alt": alt}]}
+
+
+def test_bluesky_reply_parents_and_quoted_posts_with_media_are_read():
+    quoted = {"uri": "at://did:plc:q/app.bsky.feed.post/3q", "author": {"did": "did:plc:q", "handle": "bob.example"},
+              "value": {"text": "The original post", "createdAt": "2024-04-30T06:00:00Z"},
+              "embeds": [_bsky_images("quoted", "A lighthouse in fog")]}
+    feed = {"feed": [
+        {"post": _bsky_view("3a", "Look at this", {"$type": "app.bsky.embed.recordWithMedia#view",
+                                                   "media": _bsky_images("own", "Fishing boats at dawn"),
+                                                   "record": {"record": quoted}}),
+         "reply": {"parent": _bsky_view("3p", "The parent", _bsky_images("parent", "A red tram"), "carol.example"),
+                   "root": _bsky_view("3p", "The parent", _bsky_images("parent", "A red tram"), "carol.example")}},
+        {"post": _bsky_view("3b", "Quoting", {"$type": "app.bsky.embed.record#view", "record": quoted})}]}
+    page = parse_bluesky("https://api.example/xrpc/app.bsky.feed.getAuthorFeed?actor=a", json.dumps(feed))
+    by_url = {p.url: p for p in page.posts}
+    assert by_url["https://bsky.app/profile/alice.example/post/3a"].images[0].url == "https://cdn.example/f/own.jpg"
+    parent = by_url["https://bsky.app/profile/carol.example/post/3p"]
+    assert parent.images[0].candidates == [("A red tram", "social_alt"), ("The parent", "context")]
+    quote = by_url["https://bsky.app/profile/bob.example/post/3q"]  # its own post, its own text: not the quoter's
+    assert quote.images[0].candidates == [("A lighthouse in fog", "social_alt"), ("The original post", "context")]
+    assert len(page.posts) == 4 and all(r.role == "body" for p in page.posts for r in p.images)
+
+
+def test_a_field_of_an_unexpected_type_drops_that_post_only():
+    good = _bsky_view("3g", "Harbour at dawn", _bsky_images("g", "Boats"))
+    bad_text = _bsky_view("3x", "x", _bsky_images("x", "Boats"))
+    bad_text["record"]["text"] = 12345  # a number where a string is expected
+    bad_images = _bsky_view("3y", "y", {"$type": "app.bsky.embed.images#view", "images": {"alt": "a dict"}})
+    page = parse_bluesky("https://api.example/xrpc/app.bsky.feed.searchPosts?q=x",
+                         json.dumps({"posts": [bad_text, good, bad_images], "cursor": "c2"}))
+    assert [p.url for p in page.posts] == ["https://bsky.app/profile/alice.example/post/3g"]
+    assert page.drops == {reasons.SOCIAL_BAD_POST: 2} and page.next_url.endswith("cursor=c2")
+    statuses = [{"id": "1", "url": "https://m.example/@a/1", "content": ["a list"], "media_attachments": []},
+                {"id": "2", "url": "https://m.example/@a/2", "content": "<p>Fine</p>", "media_attachments": [
+                    {"type": "image", "url": "https://m.example/i/2.jpg", "description": "A cat"}]},
+                {"id": "3", "url": "https://m.example/@a/3", "media_attachments": [{"type": "image", "url": 7}]}]
+    page = parse_mastodon("https://m.example/api/v1/timelines/tag/cats", json.dumps(statuses))
+    assert [p.url for p in page.posts] == ["https://m.example/@a/2"]
+    assert page.drops == {reasons.SOCIAL_BAD_POST: 2}
+
+
+@pytest.mark.parametrize("parse", [parse_mastodon, parse_bluesky])
+def test_json_nested_too_deep_is_a_recorded_drop_not_an_exception(parse):
+    body = "[" * 100_000 + "]" * 100_000
+    page = parse("https://api.example/x", body)
+    assert page.posts == [] and page.drops == {reasons.SOCIAL_BAD_RESPONSE: 1}
+
+
+@pytest.mark.fixtures
+def test_mastodon_video_previews_with_a_description_are_opt_in(fixtures):
+    rel = "cassettes_entity_tests/test_entity_status.yaml"
+    assert all(not p.images for p in _cassette_posts(fixtures, rel))  # default: off (see crawlers/README.md)
+    data = yaml.safe_load((fixtures / "social" / "mastodon" / rel).read_text())
+    posts = [p for it in data["interactions"]
+             for p in parse_mastodon(it["request"]["uri"], it["response"]["body"].get("string") or "",
+                                     video_previews=True).posts]
+    (ref,) = [r for p in posts for r in p.images]
+    assert ref.url.endswith("/small/e6bdbd614788c2d1.png")  # the gifv's preview still, never the .mp4
+    assert ref.candidates[0] == ("a furry cube breakdancing", "social_alt")

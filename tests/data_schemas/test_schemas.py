@@ -12,6 +12,7 @@ import pytest
 from data_schemas import (
     CLEAN_SCHEMA,
     RAW_SCHEMA,
+    RAW_VERSION,
     BlockEntry,
     Blocklist,
     Manifest,
@@ -61,7 +62,7 @@ def test_raw_round_trip_keeps_types_and_version(tmp_path):
     back = validate(path, RAW_SCHEMA)
     assert back.equals(table.select(RAW_SCHEMA.names))
     footer = pq.read_schema(path)
-    assert schema_name(footer) == "raw" and schema_version(footer) == "1"
+    assert schema_name(footer) == "raw" and schema_version(footer) == RAW_VERSION
     assert back.column("caption_candidates").to_pylist()[0] == [{"text": "A red circle", "origin": "figcaption"}]
 
 

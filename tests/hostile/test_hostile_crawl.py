@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections import Counter
 
 import pyarrow.parquet as pq
-import pytest
 from hostile_site import (
     API_PAGE_LIMIT,
     DISCOVERY_LIMIT,
@@ -139,7 +138,6 @@ def test_a_feed_of_100k_items_is_read_and_cut_at_max_pages(hostile, hostile_craw
     assert hostile.count("main", "/f/") == FEED_PAGES and feed["duration_s"] < 20
 
 
-@pytest.mark.xfail(strict=True, reason="fixed on the #14 branch (crawlers/extract/social.py: RecursionError)")
 def test_a_100000_deep_json_timeline_costs_its_page_only(hostile, tmp_path):
     """Deeply nested JSON must not raise out of the page object: the timeline is dropped, the crawl goes on."""
     from conftest import hostile_config

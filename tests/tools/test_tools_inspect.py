@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 from tools_data import HOSTILE
 
+from data_schemas import CLEAN_VERSION
 from pipeline.tools import ToolError, inspect_dataset
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -23,7 +24,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 def test_counts_match_the_data(clean_ds):
     r = inspect_dataset(clean_ds.path)
-    assert (r.kind, r.schema_version, r.rows, r.matched) == ("clean", "1", 36, 36)
+    assert (r.kind, r.schema_version, r.rows, r.matched) == ("clean", CLEAN_VERSION, 36, 36)
     assert len(r.shards) == 4 and r.bytes == sum((clean_ds.path / s.name).stat().st_size for s in r.shards)
     assert r.splits == dict(Counter(row["split"] for row in clean_ds.rows))
     assert r.per_source == dict(Counter(row["source"] for row in clean_ds.rows))
