@@ -113,7 +113,7 @@ def raw_pairs(raw_rows: list[dict]) -> list[dict]:
                         sha256=img.sha256, phash=img.phash, lang=r["page_lang"] or "und", source=r["source"],
                         source_kind=r["source_kind"], page_url=r["page_url"], image_url=r["image_url"],
                         published_at=r["published_at"], crawled_at=r["crawled_at"], license=None, credit=None,
-                        split="train", dup_cluster=r["id"]))
+                        split="train", dup_cluster=r["id"], role=r.get("role")))
     return out
 
 
