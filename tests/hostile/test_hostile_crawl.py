@@ -24,6 +24,7 @@ from hostile_site import (
 
 from crawlers.stage import crawl_source
 from tests.crawlers.crawl_testlib import raw_rows
+from tests.hostile.conftest import hostile_config  # by package path: `conftest` alone is whichever pytest loaded last
 
 
 def _path(url: str) -> str:
@@ -140,8 +141,6 @@ def test_a_feed_of_100k_items_is_read_and_cut_at_max_pages(hostile, hostile_craw
 
 def test_a_100000_deep_json_timeline_costs_its_page_only(hostile, tmp_path):
     """Deeply nested JSON must not raise out of the page object: the timeline is dropped, the crawl goes on."""
-    from conftest import hostile_config
-
     from crawlers.config import SourceConfig
 
     source = SourceConfig(name="deep", kind="mastodon", instance=hostile.base["api"], hashtags=["deep", "loop"],
