@@ -58,6 +58,13 @@ def hostile_config(sources: list[SourceConfig], out) -> CrawlConfig:
 
 
 @pytest.fixture(scope="session")
+def make_hostile_config():
+    """`hostile_config` for tests that crawl their own sources (a test module cannot import a conftest by name:
+    every test folder has one, and the first imported wins)."""
+    return hostile_config
+
+
+@pytest.fixture(scope="session")
 def hostile_crawl(hostile, tmp_path_factory):
     """(config, {source: summary}) of one crawl of the whole hostile site."""
     from crawlers.stage import crawl, read_summary

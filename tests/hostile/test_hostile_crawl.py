@@ -139,12 +139,12 @@ def test_a_feed_of_100k_items_is_read_and_cut_at_max_pages(hostile, hostile_craw
     assert hostile.count("main", "/f/") == FEED_PAGES and feed["duration_s"] < 20
 
 
-def test_a_100000_deep_json_timeline_costs_its_page_only(hostile, tmp_path):
+def test_a_100000_deep_json_timeline_costs_its_page_only(hostile, make_hostile_config, tmp_path):
     """Deeply nested JSON must not raise out of the page object: the timeline is dropped, the crawl goes on."""
     from crawlers.config import SourceConfig
 
     source = SourceConfig(name="deep", kind="mastodon", instance=hostile.base["api"], hashtags=["deep", "loop"],
                           max_stale_pages=STALE_LIMIT)
-    summary = crawl_source(hostile_config([source], tmp_path / "raw"), "deep")
+    summary = crawl_source(make_hostile_config([source], tmp_path / "raw"), "deep")
     assert summary["status"] == "ok" and "spider_exception" not in summary["errors"]
     assert summary["rows"] == 2, "the other timeline of the source lost its rows"
