@@ -24,7 +24,6 @@ from hostile_site import (
 
 from crawlers.stage import crawl_source
 from tests.crawlers.crawl_testlib import raw_rows
-from tests.hostile.conftest import hostile_config  # by package path: `conftest` alone is whichever pytest loaded last
 
 
 def _path(url: str) -> str:
