@@ -13,6 +13,15 @@ from data_schemas.io import (
     atomic_write_parquet_chunks,
     file_sha256,
 )
+from data_schemas.layout import (
+    AUX_SUFFIX,
+    CURATE_DIR,
+    SCORE_PART_GLOB,
+    SCORES_DIR,
+    SCORES_INFO,
+    score_part_name,
+    scores_dir,
+)
 from data_schemas.manifest import MANIFEST_NAME, MANIFEST_VERSION, TAKEDOWN_PENDING, Manifest, ShardInfo, member_path
 from data_schemas.schemas import (
     CAPTION_ORIGINS,
@@ -22,6 +31,10 @@ from data_schemas.schemas import (
     RAW_SCHEMA,
     RAW_VERSION,
     ROLES,
+    SCORES_META_MODEL,
+    SCORES_META_SHARD,
+    SCORES_SCHEMA,
+    SCORES_VERSION,
     SOURCE_KINDS,
     SchemaError,
     empty_table,
@@ -34,6 +47,15 @@ from data_schemas.schemas import (
 
 __all__ = [
     "BLOCKLIST_NAME",
+    "AUX_SUFFIX",
+    "CURATE_DIR",
+    "SCORE_PART_GLOB",
+    "SCORES_DIR",
+    "SCORES_INFO",
+    "SCORES_META_MODEL",
+    "SCORES_META_SHARD",
+    "SCORES_SCHEMA",
+    "SCORES_VERSION",
     "BlockEntry",
     "Blocklist",
     "CAPTION_ORIGINS",
@@ -62,5 +84,7 @@ __all__ = [
     "row_id",
     "schema_name",
     "schema_version",
+    "score_part_name",
+    "scores_dir",
     "validate",
 ]

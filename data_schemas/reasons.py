@@ -47,3 +47,8 @@ CLEAN_REASONS = (INVALID_ID, FETCH_FAILED, BLOCKLISTED, CAPTION_EMPTY, CAPTION_T
                  CAPTION_BOILERPLATE, LANG_NOT_ALLOWED, ROLE_NOT_ALLOWED, IMAGE_UNDECODABLE, IMAGE_DECOMPRESSION_BOMB,
                  IMAGE_TOO_SMALL,
                  IMAGE_BAD_ASPECT, DUPLICATE_EXACT, DUPLICATE_NEAR, DUPLICATE_PREVIOUS_RUN)
+
+# Curate pass (`mmpipe curate`, model-based, over an existing dataset): counted in the curated version's funnel.
+LOW_ALIGNMENT = "low_alignment"  # image-caption cosine below the threshold or outside the kept top fraction
+DUPLICATE_SEMANTIC = "duplicate_semantic"  # image embedding within the cosine threshold of a better-aligned row
+CURATE_REASONS = (IMAGE_UNDECODABLE, LOW_ALIGNMENT, DUPLICATE_SEMANTIC)

@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 
 RAW_VERSION = "2"  # 2: `role`
 CLEAN_VERSION = "2"  # 2: `role`; phash is of the picture without uniform borders (pipeline.signals)
+SCORES_VERSION = "1"
 # Older versions a reader still accepts, with the fields they lack (read as nulls): a crawl's RAW files outlive
 # an upgrade, so the clean stage reads them; CLEAN datasets are re-made by `mmpipe clean` instead.
 _OLDER_READABLE = {"raw": {"1": ("role",)}}
@@ -89,7 +90,20 @@ CLEAN_SCHEMA = _schema("clean", CLEAN_VERSION, [
     pa.field("dup_cluster", pa.string(), nullable=False),
 ])
 
-_BY_NAME = {"raw": RAW_SCHEMA, "clean": CLEAN_SCHEMA}
+# Per dataset row, what a model makes of it (`mmpipe score`): L2-normalised embeddings stored as float16 (half the
+# bytes; cosines move by < 1e-3) and their cosine computed in float32 before rounding.  An image that does not
+# decode has null embedding and alignment.  The model and the shard a file scores are in its footer metadata
+# (SCORES_META_* keys, JSON values), so every file says on its own what it is.
+SCORES_SCHEMA = _schema("scores", SCORES_VERSION, [
+    pa.field("key", pa.string(), nullable=False),
+    pa.field("image_embedding", pa.list_(pa.float16())),
+    pa.field("text_embedding", pa.list_(pa.float16()), nullable=False),
+    pa.field("alignment", pa.float32()),
+])
+SCORES_META_MODEL = b"mmpipe.scores.model"  # {"kind": "mmpipe" | "open_clip", ..., "weights_sha256", "step"}
+SCORES_META_SHARD = b"mmpipe.scores.shard"  # {"name": shard path in the dataset, "sha256", "rows"}
+
+_BY_NAME = {"raw": RAW_SCHEMA, "clean": CLEAN_SCHEMA, "scores": SCORES_SCHEMA}
 
 
 class SchemaError(ValueError):

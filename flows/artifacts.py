@@ -20,6 +20,10 @@ KEY_SHARDS = "dataset-shards"
 KEY_METRICS = "training-metrics"
 KEY_LOSS_PLOT = "training-loss-plot"
 KEY_EVAL = "evaluation"
+KEY_CUT = "curate-cut"
+KEY_ALIGNMENT = "alignment-histogram"
+KEY_EXTREMES = "alignment-extremes"
+KEY_ROUNDS = "curation-rounds"
 MAX_INLINE_PNG = 2 * 1024 * 1024  # larger plots are linked by path, not embedded
 
 
@@ -66,6 +70,32 @@ def shards_markdown(dataset: Path, manifest: Manifest) -> str:
         lines.append(f"| [{s.name}]({path.as_uri()}) | {s.split} | {s.rows} | {s.bytes / 1e6:.2f} | "
                      f"`{s.sha256[:12]}` |")
     lines += ["", f"Manifest: `{dataset / 'manifest.json'}` -- inspect with `mmpipe inspect {dataset}`"]
+    return "\n".join(lines)
+
+
+def cut_rows(manifest: Manifest) -> list[dict[str, Any]]:
+    """The curate pass's own funnel (parent rows, each drop, kept) and its cut, for the UI's table."""
+    cur = manifest.extra["curate"]
+    rows = [{"step": "input", "reason": "parent rows_out", "rows": cur["rows_in"], "value": None}]
+    rows += [{"step": "dropped", "reason": r, "rows": n, "value": None} for r, n in cur["drops"].items()]
+    rows.append({"step": "kept", "reason": "rows_out", "rows": cur["rows_out"], "value": None})
+    rows.append({"step": "cut", "reason": f"alignment (keep_top {cur['keep_top']}, min {cur['min_alignment']})",
+                 "rows": cur["pool"], "value": cur["alignment_cut"]})
+    rows.append({"step": "cut", "reason": f"semantic cosine ({cur['clusters']} clusters, asked "
+                 f"{cur['semantic_threshold']}, max drop {cur.get('semantic_max_drop')})", "rows": None,
+                 "value": cur.get("semantic_threshold_applied")})
+    return rows
+
+
+def rounds_markdown(first: dict[str, Any], second: dict[str, Any]) -> str:
+    """Round one (all rows) against round two (curated), on the same val pairs."""
+    a, b = first["model"], second["model"]
+    lines = ["| metric | round 1 (dataset) | round 2 (curated) |", "|---|---:|---:|"]
+    for name, get in (("mean R@1", lambda m: m["retrieval"]["mean_R@1"]),
+                      ("image->text R@5", lambda m: m["retrieval"]["image_to_text"]["R@5"]),
+                      ("MLM accuracy gap vs mismatched",
+                       lambda m: m["mlm"]["gap_matched_vs_mismatched"]["accuracy"]["mean"])):
+        lines.append(f"| {name} | {get(a):.4f} | {get(b):.4f} |")
     return "\n".join(lines)
 
 
@@ -148,3 +178,24 @@ def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
     for k, v in obj.items():
         out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
     return out
+
+
+def publish_curate(dataset: Path, manifest: Manifest) -> None:
+    from prefect.artifacts import create_image_artifact, create_markdown_artifact, create_table_artifact
+
+    create_table_artifact(cut_rows(manifest), key=KEY_CUT, description=f"Curate pass into {dataset}")
+    for key, name, what in ((KEY_ALIGNMENT, "alignment.png", "Alignment histogram with the cut"),
+                            (KEY_EXTREMES, "extremes.png", "Lowest- and highest-scored pairs")):
+        path = next((dataset / f for f in manifest.extra["curate"].get("figures", []) if f.endswith(name)), None)
+        uri = png_data_uri(path) if path is not None and path.is_file() else None
+        if uri:
+            create_image_artifact(uri, key=key, description=what)
+        elif path is not None:
+            create_markdown_artifact(f"{what}: `{path}`", key=key, description=what)
+
+
+def publish_rounds(first: dict[str, Any], second: dict[str, Any]) -> None:
+    from prefect.artifacts import create_markdown_artifact
+
+    create_markdown_artifact(rounds_markdown(first, second), key=KEY_ROUNDS,
+                             description="Training on the dataset vs on its curated version (same val pairs)")

@@ -77,6 +77,21 @@ class EvaluateSection(_Section):
     baseline: bool = Field(False, description="Also train and score the `seed` baseline model (the gap to beat).")
 
 
+class CurateSection(_Section):
+    enabled: bool = Field(False, description="After training and evaluating: score every row with the run's model, "
+                                             "curate the dataset with the scores, train round 2 on the curated "
+                                             "version and evaluate it on the same val pairs.")
+    keep_top: float | None = Field(None, gt=0, le=1, description="Keep this fraction of the train rows with the "
+                                                                 "best alignment (default: the stage's).")
+    min_alignment: float | None = Field(None, ge=-1, le=1, description="Also drop rows below this alignment.")
+    semantic: bool = Field(True, description="Semantic dedup (SemDeDup) on the image embeddings.")
+    semantic_threshold: float | None = Field(None, ge=-1, le=1, description="Image-embedding cosine above which a "
+                                                                            "less aligned row is a duplicate.")
+    run_name: str = Field("curated", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+                          description="The round-2 run directory under runs_dir (same preset and steps).")
+    score_batch_size: int | None = Field(None, ge=1, description="Rows per forward pass when scoring.")
+
+
 class PipelineConfig(BaseModel):
     """Everything one run of the pipeline needs; each stage can be switched off."""
 
@@ -89,6 +104,7 @@ class PipelineConfig(BaseModel):
     clean: CleanSection = Field(default_factory=CleanSection)
     train: TrainSection = Field(default_factory=TrainSection)
     evaluate: EvaluateSection = Field(default_factory=EvaluateSection)
+    curate: CurateSection = Field(default_factory=CurateSection)
 
     # --- locations -------------------------------------------------------------------------------------------
     @property
@@ -98,6 +114,11 @@ class PipelineConfig(BaseModel):
     @property
     def clean_dir(self) -> Path:
         return self.data_dir / "clean"
+
+    @property
+    def curated_dir(self) -> Path:
+        """The curated version of the dataset (`curate` section); its manifest names <data_dir>/clean."""
+        return self.data_dir / "curated"
 
     @property
     def state_dir(self) -> Path:

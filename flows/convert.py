@@ -57,24 +57,27 @@ def to_clean_config(config: PipelineConfig) -> Any:
         raise FlowConfigError(f"clean: {exc}") from exc
 
 
-def train_run_dir(config: PipelineConfig) -> Path:
-    return config.runs_dir / config.train.run_name
+def train_run_dir(config: PipelineConfig, *, round_two: bool = False) -> Path:
+    return config.runs_dir / (config.curate.run_name if round_two else config.train.run_name)
 
 
-def to_train_config(config: PipelineConfig) -> Any:
+def to_train_config(config: PipelineConfig, *, round_two: bool = False) -> Any:
+    """Round one trains on <data_dir>/clean; round two (the `curate` section) on the curated version."""
     from training.config import ConfigError, TrainConfig
 
     section = config.train
+    run = train_run_dir(config, round_two=round_two)
     # The flow evaluates in its own task (visible in the UI, switchable), so the stage's built-in one is off.
     steps = section.steps
     if section.steps_per_run:
-        done = _latest_step(train_run_dir(config)) if section.resume else 0
+        done = _latest_step(run) if section.resume else 0
         steps = done + section.steps_per_run
     fields = {"preset": section.preset, "steps": steps, "device": section.device,
               "resume": "latest" if section.resume else None, "eval_at_end": False}
     kwargs = stage_kwargs(TrainConfig, section, fields, stage="train")
     try:
-        return TrainConfig.from_dict({**kwargs, "data": str(config.clean_dir), "out": str(train_run_dir(config))})
+        data = config.curated_dir if round_two else config.clean_dir
+        return TrainConfig.from_dict({**kwargs, "data": str(data), "out": str(run)})
     except (ConfigError, TypeError) as exc:
         raise FlowConfigError(f"train: {exc}") from exc
 
@@ -99,3 +102,30 @@ def to_eval_config(config: PipelineConfig, run: Path) -> Any:
         return EvalConfig(run=Path(run), data=config.clean_dir, **kwargs)
     except (TypeError, ValueError) as exc:
         raise FlowConfigError(f"evaluate: {exc}") from exc
+
+
+def to_score_config(config: PipelineConfig, run: Path) -> Any:
+    """Score <data_dir>/clean with round one's model: <data_dir>/clean/_scores/<run name>/."""
+    from training.config import ConfigError, ScoreConfig
+
+    fields = {"batch_size": config.curate.score_batch_size, "device": config.train.device}
+    try:
+        return ScoreConfig(data=config.clean_dir, run=Path(run), progress=False,
+                           **{k: v for k, v in fields.items() if v is not None})
+    except ConfigError as exc:
+        raise FlowConfigError(f"curate: {exc}") from exc
+
+
+def to_curate_config(config: PipelineConfig, scores: Path | None = None) -> Any:
+    from pipeline.config import CurateConfig
+
+    section = config.curate
+    fields = {"keep_top": section.keep_top, "min_alignment": section.min_alignment,
+              "semantic_threshold": section.semantic_threshold}
+    kwargs = stage_kwargs(CurateConfig, section, fields, stage="curate")
+    if not section.semantic:
+        kwargs["semantic_threshold"] = None
+    try:
+        return CurateConfig(data=config.clean_dir, out=config.curated_dir, scores=scores, progress=False, **kwargs)
+    except (TypeError, ValueError) as exc:
+        raise FlowConfigError(f"curate: {exc}") from exc

@@ -16,8 +16,24 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows import artifacts
 from flows.config import PipelineConfig
-from flows.convert import crawl_key, to_clean_config, to_crawl_config, to_eval_config, to_train_config
-from flows.tasks import StageFailed, clean_task, crawl_source_task, evaluate_task, train_task
+from flows.convert import (
+    crawl_key,
+    to_clean_config,
+    to_crawl_config,
+    to_curate_config,
+    to_eval_config,
+    to_score_config,
+    to_train_config,
+)
+from flows.tasks import (
+    StageFailed,
+    clean_task,
+    crawl_source_task,
+    curate_task,
+    evaluate_task,
+    score_task,
+    train_task,
+)
 
 # Source crawls are subprocesses: threads only wait on them.  `crawl.parallel` bounds how many run at once.
 _RUNNER_THREADS = 16
@@ -81,6 +97,20 @@ def run_evaluate(config: PipelineConfig, run: Path) -> dict[str, Any]:
     return _call(evaluate_task, to_eval_config(config, run))
 
 
+def run_curation(config: PipelineConfig, run: Path) -> dict[str, Any]:
+    """score (round one's model) -> curate -> train round two on the curated version -> evaluate it on the same
+    val pairs as round one (<data_dir>/clean's)."""
+    scores = _call(score_task, to_score_config(config, run))
+    curated = _call(curate_task, to_curate_config(config, Path(scores["scores"])))
+    second = _call(train_task.with_options(task_run_name="train round 2"), to_train_config(config, round_two=True),
+                   nproc=config.train.nproc)
+    result = {"score": scores, "curate": curated, "train": second}
+    if config.evaluate.enabled:
+        result["evaluate"] = _call(evaluate_task.with_options(task_run_name="evaluate round 2"),
+                                   to_eval_config(config, Path(second["run"])))
+    return result
+
+
 def validate_enabled(config: PipelineConfig) -> None:
     """Build every enabled stage's config up front: a bad field fails the run before any work is done."""
     if config.crawl.enabled:
@@ -91,6 +121,10 @@ def validate_enabled(config: PipelineConfig) -> None:
         to_train_config(config)
     if config.evaluate.enabled:
         to_eval_config(config, config.runs_dir / config.train.run_name)
+    if config.curate.enabled:
+        to_score_config(config, config.runs_dir / config.train.run_name)
+        to_curate_config(config)
+        to_train_config(config, round_two=True)
 
 
 @flow(name="crawl-clean-train", task_runner=ThreadPoolTaskRunner(max_workers=_RUNNER_THREADS))
@@ -109,7 +143,12 @@ def crawl_clean_train(config: PipelineConfig = PipelineConfig()) -> dict[str, An
         run = Path(result["train"]["run"])
     if config.evaluate.enabled:
         result["evaluate"] = run_evaluate(config, run)
-    log.info("pipeline finished: %s", ", ".join(k for k in ("crawl", "clean", "train", "evaluate") if k in result))
+    if config.curate.enabled:
+        result["curate"] = run_curation(config, run)
+        if "evaluate" in result and "evaluate" in result["curate"]:
+            artifacts.publish_rounds(result["evaluate"]["result"], result["curate"]["evaluate"]["result"])
+    log.info("pipeline finished: %s", ", ".join(k for k in ("crawl", "clean", "train", "evaluate", "curate")
+                                                 if k in result))
     return result
 
 

@@ -94,19 +94,35 @@ def print_summary(result: dict[str, Any], *, console: Console | None = None, nex
         console.print(f"Shards: {len(clean['shards'])} in [cyan]{clean['dataset']}[/cyan]")
     metrics = key_metrics(result)
     if metrics:
-        table = Table(title="Training and evaluation", title_justify="left")
-        table.add_column("metric")
-        table.add_column("value", justify="right")
-        for k, v in metrics.items():
-            table.add_row(k, _num(v))
-        console.print(table)
+        console.print(_metrics_table("Training and evaluation", metrics))
     if result.get("train"):
         console.print(f"Run: [cyan]{result['train']['run']}[/cyan]"
                       + "".join(f"\nLoss plot: [cyan]{p}[/cyan]" for p in result["train"].get("plots", [])))
     if result.get("evaluate"):
         console.print(f"Evaluation: [cyan]{result['evaluate']['path']}[/cyan]")
+    if result.get("curate"):
+        _print_curation(result["curate"], console)
     if next_steps:
         print_next_steps(result, console=console)
+
+
+def _print_curation(cur: dict[str, Any], console: Console) -> None:
+    c = cur["curate"]
+    drops = ", ".join(f"{k} {v}" for k, v in c["drops"].items()) or "nothing"
+    console.print(f"Curated: {c['rows_out']} of {c['rows_in']} rows kept (dropped {drops}) in "
+                  f"[cyan]{c['dataset']}[/cyan]", highlight=False)
+    second = key_metrics({"train": cur.get("train"), "evaluate": cur.get("evaluate")})
+    if second:
+        console.print(_metrics_table("Round 2 (trained on the curated version)", second))
+
+
+def _metrics_table(title: str, metrics: dict[str, Any]) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for k, v in metrics.items():
+        table.add_row(k, _num(v))
+    return table
 
 
 def print_next_steps(result: dict[str, Any], *, console: Console) -> None:

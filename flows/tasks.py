@@ -146,3 +146,36 @@ def evaluate_task(eval_config: Any) -> dict[str, Any]:
     log.info("evaluation written to %s: %s", path, headline)
     artifacts.publish_eval(path, result)
     return {"path": str(path), "result": result}
+
+
+@task(name="score", task_run_name="score", cache_policy=NO_CACHE)
+def score_task(score_config: Any) -> dict[str, Any]:
+    """Embed every row of the dataset with round one's model (resumes where an interrupted score stopped)."""
+    import json
+
+    from training.score import score
+
+    log = get_run_logger()
+    with stage_errors("score", "Scored shards are kept; a re-run scores only the rest."):
+        log.info("scoring %s with the model of %s", score_config.data, score_config.run)
+        out = Path(score(score_config))
+        info = json.loads((out / "scores.json").read_text())
+    log.info("scores written to %s: %d rows", out, info["rows"])
+    return {"scores": str(out), "rows": info["rows"], "model": info["model"]}
+
+
+@task(name="curate", task_run_name="curate", cache_policy=NO_CACHE)
+def curate_task(curate_config: Any) -> dict[str, Any]:
+    """Alignment filter and semantic dedup into a new dataset version; publishes the histogram, cut and extremes."""
+    from pipeline.curate import curate
+
+    log = get_run_logger()
+    with stage_errors("curate", "The dataset and its scores are intact; fix the cause and re-run."):
+        out = Path(curate(curate_config))
+        manifest = Manifest.read(out)
+    cur = manifest.extra["curate"]
+    log.info("curate: %d rows in, %d kept, drops %s, alignment cut %s", cur["rows_in"], cur["rows_out"],
+             cur["drops"], cur["alignment_cut"])
+    artifacts.publish_curate(out, manifest)
+    return {"dataset": str(out), "rows_in": cur["rows_in"], "rows_out": cur["rows_out"], "drops": cur["drops"],
+            "alignment_cut": cur["alignment_cut"]}

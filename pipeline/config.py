@@ -128,3 +128,55 @@ class CleanConfig:
         params["blocklist"] = str(self.blocklist) if self.blocklist else None
         params["dedup_hashes"] = HASH_VERSION  # what the index's hashes mean; a later run checks it
         return params
+
+
+@dataclass
+class CurateConfig:
+    """Every knob of `mmpipe curate`: model-based filters over an existing dataset, written as a new version.
+
+    ``scores``: a scores directory (``mmpipe score``'s output), or its name under ``<data>/_scores/``; None: the
+    only one there.  ``out``: the new version's directory (default ``<data>-curated`` beside the parent).
+    Alignment filter as DataComp's CLIP-score filter: keep the ``keep_top`` fraction of rows with the highest
+    alignment and/or those at or above ``min_alignment``; semantic dedup as SemDeDup at cosine
+    ``semantic_threshold``.  Defaults: the settings in the issue that introduced the pass (DataComp kept 30-70% by
+    CLIP score; SemDeDup's duplicates sit at cosine 0.9-0.99); BENCHMARKS.md has what they do on the demo.
+    Only rows of ``splits`` are filtered, so a curated version is evaluated on the same val pairs as its parent.
+    """
+
+    data: Path
+    scores: Path | str | None = None
+    out: Path | None = None
+    keep_top: float | None = 0.7
+    min_alignment: float | None = None
+    semantic_threshold: float | None = 0.95
+    # SemDeDup never drops more than this share of the rows it sees: in an embedding space where everything looks
+    # alike (a weak or collapsed scorer) the threshold is raised to drop exactly this share, most similar first
+    semantic_max_drop: float | None = 0.1
+    splits: tuple[str, ...] = ("train",)
+    cluster_size: int = 1000  # SemDeDup: k = rows / cluster_size k-means clusters
+    kmeans_iters: int = 20
+    seed: int = 0
+    report: bool = True  # the alignment histogram and a sheet of the lowest- and highest-scored pairs in _curate/
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.data = Path(self.data)
+        self.out = Path(self.out) if self.out is not None else self.data.parent / f"{self.data.name}-curated"
+        self.splits = tuple(self.splits)
+        if self.keep_top is not None and not 0.0 < self.keep_top <= 1.0:
+            raise ValueError(f"keep_top {self.keep_top} must be within (0, 1]")
+        if self.semantic_threshold is not None and not -1.0 <= self.semantic_threshold <= 1.0:
+            raise ValueError(f"semantic_threshold {self.semantic_threshold} is a cosine: within [-1, 1]")
+        if self.semantic_max_drop is not None and not 0.0 <= self.semantic_max_drop <= 1.0:
+            raise ValueError(f"semantic_max_drop {self.semantic_max_drop} must be within [0, 1]")
+        if not set(self.splits) <= {"train", "val"} or not self.splits:
+            raise ValueError(f"splits {self.splits}: choose from train, val")
+        if self.cluster_size < 2 or self.kmeans_iters < 1:
+            raise ValueError("cluster_size must be >= 2 and kmeans_iters >= 1")
+        if self.data.resolve() == self.out.resolve():
+            raise ValueError(f"{self.out}: curate writes a new version beside its parent, not over it; choose "
+                             "another --out")
+
+    def parameters(self) -> dict[str, Any]:
+        skip = {"data", "out", "scores", "progress", "report"}
+        return {k: v for k, v in asdict(self).items() if k not in skip}

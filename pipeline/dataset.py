@@ -102,6 +102,9 @@ def load_previous(out: Path) -> Previous:
                              "choose a new or empty --out directory")
         return Previous()
     manifest = Manifest.read(out)
+    if "parent" in manifest.extra:
+        raise CleanError(f"{out} is a curated version of {manifest.extra['parent'].get('path')} (`mmpipe curate`); "
+                         "clean into that dataset and curate it again")
     parts = [pq.read_table(out / name, schema=INDEX_SCHEMA) for name in manifest.extra.get("index", [])]
     return Previous(manifest=manifest, index=pa.concat_tables(parts) if parts else INDEX_SCHEMA.empty_table())
 

@@ -144,6 +144,20 @@ def resume_state(run_dir: Path, resume: str | None, *, model: torch.nn.Module, o
     return int(state["step"]), Position(int(state["epoch"]), int(state["batch"])), counters
 
 
+def run_weights(run_dir: Path) -> tuple[Path, int]:
+    """(weights file, training step) of a run: its final ``model.safetensors``, else its newest checkpoint's."""
+    run_dir = Path(run_dir)
+    final = run_dir / "model.safetensors"
+    if final.exists():
+        summary = run_dir / "train_summary.json"
+        step = json.loads(summary.read_text()).get("steps", -1) if summary.exists() else -1
+        return final, int(step)
+    ckpt = latest_checkpoint(run_dir)
+    if ckpt is None:
+        raise FileNotFoundError(f"{run_dir}: no model.safetensors and no checkpoint; train it first")
+    return ckpt / "model.safetensors", int(json.loads((ckpt / "meta.json").read_text())["step"])
+
+
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     """The plain model under torch.compile and DDP wrappers (their state dicts carry prefixes)."""
     model = getattr(model, "_orig_mod", model)

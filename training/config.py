@@ -44,13 +44,13 @@ class ModelSpec:
 
 _PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(model=ModelSpec(patch=16), image_size=64, max_text_len=24, vocab_size=600, batch_size=32, lr=2e-3,
-                 warmup=20, steps=300, mask_prob=0.3, mask_focus_weight=4.0, weight_decay=0.01),
+                 warmup=20, steps=300, mask_prob=0.3, weight_decay=0.01),
     "base": dict(model=ModelSpec(patch=16, vision_width=512, vision_depth=8, text_width=512, text_depth=6, heads=8,
                                  embed_dim=512),
                  image_size=224, max_text_len=64, vocab_size=16000, batch_size=256, lr=5e-4, warmup=500, steps=20000,
-                 mask_prob=0.2, mask_focus_weight=2.0, weight_decay=0.05),
+                 mask_prob=0.2, weight_decay=0.05),
     "seed": dict(model=ModelSpec(kind="seed"), image_size=64, max_text_len=24, vocab_size=600, batch_size=32,
-                 lr=2e-3, warmup=20, steps=300, mask_prob=0.3, mask_focus_weight=1.0, weight_decay=0.0),
+                 lr=2e-3, warmup=20, steps=300, mask_prob=0.3, weight_decay=0.0),
 }
 
 
@@ -79,12 +79,12 @@ class TrainConfig:
     max_text_len: int | None = None
     vocab_size: int | None = None
     mask_prob: float | None = None
-    # MLM targets (training.masking): whole words, tilted by mask_focus_weight (the preset's: tiny 4, base 2, seed 1)
-    # towards mask_focus_words (a text file of words; None: the built-in vocabulary of colours, counts, shapes and
-    # positions in en/fr/de/es), at the same mask rate.  Evaluation masks uniformly, so policies stay comparable.
-    # mask_whole_words false with weight 1: plain BERT token masking.
+    # MLM targets (training.masking): whole words, each as likely as any other (no vocabulary), unless
+    # mask_focus_words names a text file of words, which are then masked mask_focus_weight times as often, at the
+    # same mask rate.  Evaluation masks uniformly, so policies stay comparable.  mask_whole_words false without
+    # focus words: plain BERT token masking.
     mask_whole_words: bool = True
-    mask_focus_weight: float | None = None
+    mask_focus_weight: float = 4.0
     mask_focus_words: str | None = None
     image_drop: float = 0.1  # fraction of MLM samples trained without the image, so "no image" is in-distribution
     clip_weight: float = 1.0
@@ -110,7 +110,7 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.num_workers < 0:
             raise ConfigError("num_workers must be >= 0")
-        if self.mask_focus_weight is not None and not self.mask_focus_weight > 0:
+        if not self.mask_focus_weight > 0:
             raise ConfigError(f"mask_focus_weight must be > 0, got {self.mask_focus_weight}")
 
     def resolved(self) -> TrainConfig:
@@ -197,3 +197,46 @@ class EvalConfig:
     device: str = "auto"
     seed: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ScoreConfig:
+    """`mmpipe score`: embeddings and image-text alignment for every row of a dataset, from one model.
+
+    The model is a training run of ours (``run``) or an open_clip model whose weights are on disk (``open_clip``:
+    a model name open_clip knows, or a JSON model config file; ``pretrained``: the weights file).  Nothing is
+    downloaded.  Output: ``<data>/_scores/<name>/`` (see data_schemas.layout).
+    """
+
+    data: Path
+    run: Path | None = None
+    open_clip: str | None = None
+    pretrained: Path | None = None
+    name: str | None = None  # default: the run directory's name, or "open_clip-<model>"
+    batch_size: int = 64
+    num_workers: int = 1  # image-decoding loader processes (0: decode in the main process)
+    device: str = "auto"
+    precision: str = "auto"  # as TrainConfig: bf16 autocast on CUDA, fp32 on CPU
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if (self.run is None) == (self.open_clip is None):
+            raise ConfigError("score: give exactly one model: --run RUN (a training run) or --open-clip MODEL")
+        if self.open_clip is not None and self.pretrained is None:
+            raise ConfigError("score: --open-clip needs --pretrained PATH (weights on disk; nothing is downloaded)")
+        if self.open_clip is None and self.pretrained is not None:
+            raise ConfigError("score: --pretrained goes with --open-clip; a training run brings its own weights")
+        if self.batch_size < 1 or self.num_workers < 0:
+            raise ConfigError("score: batch_size must be >= 1 and num_workers >= 0")
+        if self.device not in ("auto", "cpu", "cuda") or self.precision not in ("auto", "bf16", "fp32"):
+            raise ConfigError(f"score: device '{self.device}' / precision '{self.precision}' is not valid")
+        if self.name is not None and (not self.name or "/" in self.name or self.name.startswith(".")):
+            raise ConfigError(f"score: name '{self.name}' must be a plain directory name")
+
+    @property
+    def run_id(self) -> str:
+        if self.name:
+            return self.name
+        if self.run is not None:
+            return Path(self.run).resolve().name
+        return "open_clip-" + Path(str(self.open_clip)).name.removesuffix(".json")

@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from data_schemas import atomic_write_json
-from training.checkpoint import latest_checkpoint, load_weights
+from training.checkpoint import load_weights, run_weights
 from training.config import BASELINE_DIR, EvalConfig, TrainConfig
 from training.data import open_split
 from training.distributed import autocast, pick_device, to_device
@@ -54,12 +54,7 @@ def load_run_model(run: Path, device: torch.device) -> tuple[torch.nn.Module, Tr
     cfg = TrainConfig.read_json(run / "config.json").resolved()
     tok = load_tokenizer(run, max_len=cfg.max_text_len)
     model = build_model(cfg.model, vocab=tok.get_vocab_size(), image_size=cfg.image_size, max_len=cfg.max_text_len)
-    weights = run / "model.safetensors"
-    if not weights.exists():
-        ckpt = latest_checkpoint(run)
-        if ckpt is None:
-            raise FileNotFoundError(f"{run}: no model.safetensors and no checkpoint; train it first")
-        weights = ckpt / "model.safetensors"
+    weights, _step = run_weights(run)
     load_weights(weights, model, device=device)
     return model.to(device).eval(), cfg, tok
 

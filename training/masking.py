@@ -1,11 +1,11 @@
 """Which caption tokens the image-conditioned MLM has to predict.
 
-Uniform BERT masking spends most predictions on words no picture can tell apart ("officials said", "on a ...
-background"): a small model then learns the text prior and leaves its cross-attention unused.  A ``MaskPolicy``
-masks whole words (all BPE pieces of a word, so a piece never gives its sibling away) and tilts the choice towards
-*focus words*, by default a generic vocabulary of what pictures show: colours, small counts, simple shapes and
-places in the frame, in the caption languages the pipeline keeps (en, fr, de, es).  The mask rate stays ``prob``
-of a caption's content tokens on average; ``focus_weight`` only moves masks from other words to focus words.
+A ``MaskPolicy`` masks whole words (all BPE pieces of a word, so a piece never gives its sibling away).  By
+default every word is as likely as any other: the objective knows no vocabulary, so it is the same on any
+crawl.  A list of *focus words* (``TrainConfig.mask_focus_words``, a file; e.g. configs/mask_focus_words.visual.txt,
+colours, counts, shapes and places in four languages) tilts the choice towards them by ``focus_weight``; the mask
+rate stays ``prob`` of a caption's content tokens on average, the weight only moves masks from other words to focus
+words.  BENCHMARKS.md ("Masking") has what each does on the demo and on the synthetic shapes.
 
 Evaluation masks uniformly whatever the policy (``mask_folds``: every content token scored once), so the "does the
 image help" numbers of runs trained with different policies stay comparable.
@@ -20,54 +20,26 @@ import numpy as np
 
 from training.tokenizer import MASK, SPECIALS
 
-_EN = """
-red green blue yellow orange purple violet pink brown black white grey gray gold silver beige cyan magenta teal
-navy turquoise maroon
-one two three four five six seven eight nine ten single pair couple dozen several many
-circle circles square squares triangle triangles star stars hexagon hexagons diamond diamonds rectangle rectangles
-oval ovals heart hearts cross crosses dot dots line lines stripe stripes round striped
-left right top bottom above below under over beneath behind front centre center middle corner corners side
-upper lower near beside between inside outside
-"""
-_FR = """
-rouge rouges vert verte verts vertes bleu bleue bleus bleues jaune jaunes noir noire noirs noires blanc blanche
-blancs blanches gris grise grises orange violet violette violets violettes rose roses marron
-un une deux trois quatre cinq six
-cercle cercles carré carrés triangle triangles étoile étoiles hexagone hexagones losange losanges
-gauche droite haut bas centre dessus dessous
-"""
-_DE = """
-rot rote roter rotes roten blau blaue blauer blaues blauen grün grüne grüner grünes grünen gelb gelbe gelber gelbes
-gelben schwarz schwarze schwarzer schwarzes schwarzen weiß weiße weißer weißes weißen grau graue grauer graues grauen
-orange orangen orangene violett violette violetter violettes violetten pink braun braune brauner braunes braunen
-ein eine einer einem zwei drei vier fünf
-kreis kreise kreisen quadrat quadrate quadraten dreieck dreiecke dreiecken stern sterne sternen sechseck sechsecke
-sechsecken raute rauten
-links rechts oben unten mitte über unter
-"""
-_ES = """
-rojo roja rojos rojas azul azules verde verdes amarillo amarilla amarillos amarillas negro negra negros negras
-blanco blanca blancos blancas gris grises naranja naranjas morado morada morados moradas rosa rosas marrón marrones
-uno una dos tres cuatro cinco
-círculo círculos cuadrado cuadrados triángulo triángulos estrella estrellas hexágono hexágonos rombo rombos
-izquierda derecha arriba abajo centro encima debajo
-"""
-VISUAL_WORDS = frozenset(" ".join((_EN, _FR, _DE, _ES)).split())
-
 
 @dataclass(frozen=True)
 class MaskPolicy:
     prob: float
     whole_words: bool = True
-    focus_weight: float = 1.0  # 1.0: every word is as likely to be masked as any other
-    focus_words: frozenset[str] = VISUAL_WORDS
+    focus_weight: float = 1.0  # applies to focus_words only
+    focus_words: frozenset[str] = frozenset()  # none: every word is as likely to be masked as any other
 
     @classmethod
     def from_config(cls, *, prob: float, whole_words: bool, focus_weight: float,
                     focus_words: str | Path | None) -> MaskPolicy:
-        """``focus_words``: a UTF-8 file of words (whitespace separated, case-insensitive); None: VISUAL_WORDS."""
-        words = VISUAL_WORDS if focus_words is None else frozenset(Path(focus_words).read_text().lower().split())
+        """``focus_words``: a UTF-8 file of words (whitespace separated, case-insensitive, ``#`` starts a comment
+        line); None: no focus words (uniform whole-word masking)."""
+        words = frozenset() if focus_words is None else read_words(focus_words)
         return cls(prob=prob, whole_words=whole_words, focus_weight=focus_weight, focus_words=words)
+
+
+def read_words(path: str | Path) -> frozenset[str]:
+    lines = Path(path).read_text(encoding="utf-8").lower().splitlines()
+    return frozenset(w for line in lines if not line.lstrip().startswith("#") for w in line.split())
 
 
 def word_layout(encodings, captions: list[str], policy: MaskPolicy, width: int) -> tuple[np.ndarray, np.ndarray]:

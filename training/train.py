@@ -242,7 +242,7 @@ def _cpu_threads(cfg: TrainConfig, ctx: DistContext) -> None:
 
 def mask_policy(cfg: TrainConfig) -> MaskPolicy | None:
     """The run's MLM masking policy; None (uniform token masking) when it would mask like plain BERT."""
-    if not cfg.mask_whole_words and cfg.mask_focus_weight == 1.0:
+    if not cfg.mask_whole_words and (cfg.mask_focus_words is None or cfg.mask_focus_weight == 1.0):
         return None
     try:
         return MaskPolicy.from_config(prob=cfg.mask_prob, whole_words=cfg.mask_whole_words,

@@ -196,6 +196,9 @@ def paragraphs(lang: str, rng: random.Random, n: int = 2) -> list[str]:
 # --- deliberate caption trouble -----------------------------------------------------------------------------
 BOILERPLATE = ("Click to enlarge", "image", "Photo", "IMG_4032.JPG", "placeholder", "untitled", "DSC_0192.jpg")
 SHORT = ("Sunset", "Red shapes", "Untitled sketch", "Look!")
+# Generic alt texts that pass every caption rule (several words, no boilerplate phrase) and describe nothing.
+GENERIC = ("Photo of the day", "Our picture of the week", "Scenes from the weekend", "A moment from the festival",
+           "Readers' pictures of the month", "Today's featured photograph", "More photos from the event")
 CREDITS = (("Photo: {name}/Reuters", "{name}/Reuters"), ("(AP Photo/{name})", "AP Photo/{name}"),
            ("Credit: {name}/Getty Images", "{name}/Getty Images"))
 NAMES = ("Jane Doe", "John Smith", "Maria Lopez", "Kenji Sato", "Amara Okafor", "Lars Berg")

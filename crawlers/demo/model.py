@@ -31,6 +31,7 @@ class Picture:
     step: int = 0  # which setting of the transform (rotation angle, border colour)
     serve: str = ""  # serving trouble: truncated | not_image | http_404 | http_500_once | slow | bomb | noimageai
     group: int = -1  # dup group id (the base pid); -1 when the picture has no planted copies
+    scene_of: int = -1  # a re-shoot of this pid's scene (same shapes and colours, its own light and jitter)
 
 
 @dataclass(slots=True)
@@ -52,6 +53,8 @@ class Slot:
     credit: str | None = None
     origin: str | None = None  # the candidate origin the clean caption comes from
     media_id: str = ""  # mastodon media id / bluesky blob cid
+    text_pid: int = -1  # caption noise "swapped": the texts describe this picture instead of its own (-1: own)
+    noise: str = ""  # caption noise a correct clean stage keeps (swapped | generic | reshoot), see plan_noise.py
 
 
 @dataclass(slots=True)

@@ -217,10 +217,11 @@ class PictureFactory:
             self.index.add(result[1], pic.pid)
             pic.scene = result[0]
 
-    def add(self, width: int, height: int, fmt: str, quality: int, *, serve: str = "") -> Picture:
+    def add(self, width: int, height: int, fmt: str, quality: int, *, serve: str = "",
+            scene: Scene | None = None) -> Picture:
         grain = GRAIN[self.photo_size] if fmt != "png" else 0
-        pic = Picture(pid=len(self._pictures), scene=random_scene(self.rng), width=width, height=height, fmt=fmt,
-                      quality=quality, grain=grain, serve=serve)
+        pic = Picture(pid=len(self._pictures), scene=scene or random_scene(self.rng), width=width, height=height,
+                      fmt=fmt, quality=quality, grain=grain, serve=serve)
         self._pictures.append(pic)
         if self.check_distinct:
             self._pending.append(pic)
@@ -228,7 +229,7 @@ class PictureFactory:
                 self._settle()
         return pic
 
-    def photo(self, kind: str, *, fmt: str | None = None) -> Picture:
+    def photo(self, kind: str, *, fmt: str | None = None, scene: Scene | None = None) -> Picture:
         """A content photo for a slot kind: lead, body, social."""
         if fmt is None:
             if self.photo_size == "bench":
@@ -245,7 +246,7 @@ class PictureFactory:
         aspect = self.rng.choice(LANDSCAPE if kind == "lead" else ANY_ASPECT)
         width, height = _dims(self.rng.choice(sizes), aspect)
         quality = 90 if self.photo_size == "bench" else self.rng.choice((80, 85, 88))
-        return self.add(width, height, fmt, quality)
+        return self.add(width, height, fmt, quality, scene=scene)
 
     def tiny(self) -> Picture:
         width, height = self.rng.choice(((120, 90), (150, 100), (160, 160), (100, 140)))
@@ -254,6 +255,15 @@ class PictureFactory:
     def wide(self) -> Picture:
         width, height = self.rng.choice(((1600, 400), (1500, 360), (1200, 300)))
         return self.add(width, height, "jpeg", 85)
+
+    def reshoot(self, base: Picture, kind: str) -> Picture:
+        """Another photo of ``base``'s scene: the same shapes, colours and places, its own light field, jitter, size
+        and format.  To pHash it is a distinct picture (tuned and checked like any other), to a model nearly the
+        same one: what semantic dedup is for."""
+        seed = random.Random(f"{base.scene.seed}:reshoot:{len(self._pictures)}").getrandbits(32)
+        pic = self.photo(kind, fmt="jpeg", scene=replace(base.scene, seed=seed, tune=b""))
+        pic.scene_of = base.pid
+        return pic
 
     def variant(self, base: Picture, transform: str, step: int) -> Picture:
         """A near-duplicate of ``base``: re-encoded, resized, cropped, mirrored, framed or rotated; ``step`` picks a

@@ -30,6 +30,7 @@ PAIR_TROUBLE_RATES = {
     "credit": 1 / 10, "boilerplate": 1 / 20, "too_short": 1 / 30, "empty": 1 / 30, "too_long": 1 / 60,
 }
 DUP_RATES = {"exact_groups": 1 / 15, "near_groups": 1 / 15}
+NOISE_RATES = {"generic": 1 / 25, "reshoot_groups": 1 / 25}  # per article; "swapped" is a share (plan_noise.py)
 SOCIAL_RATES = {"statuses": 0.6, "posts": 0.4, "sensitive": 1 / 20, "alt_missing": 1 / 15, "short_text": 1 / 60}
 
 
@@ -76,7 +77,7 @@ def _new_article(plan: Plan, index: int, rng: random.Random, factory: PictureFac
 
 
 def build_plan(articles: int, seed: int, *, photo_size: str = "mixed", trouble: float = 1.0) -> Plan:
-    from crawlers.demo import plan_social, plan_text, plan_trouble
+    from crawlers.demo import plan_noise, plan_social, plan_text, plan_trouble
 
     if articles < 1:
         raise ValueError("a demo site needs at least one article")
@@ -88,6 +89,7 @@ def build_plan(articles: int, seed: int, *, photo_size: str = "mixed", trouble: 
     plan_trouble.assign_page_trouble(plan, rng, trouble=trouble)
     plan_trouble.assign_pair_trouble(plan, rng, factory, trouble=trouble)
     plan_trouble.plant_duplicates(plan, rng, factory, trouble=trouble)
+    plan_noise.plant_caption_noise(plan, rng, factory, trouble=trouble)
     plan.pictures = factory.pictures
     plan_text.write_texts(plan, rng)
     assign_urls(plan)

@@ -21,17 +21,22 @@ def write_texts(plan, rng: random.Random) -> None:
         article.slug = f"{slugify(article.title, 40)}-{article.index}"
         article.paragraphs = C.paragraphs(article.lang, rng, 2 + len(article.slots) // 2)
         for slot in article.slots:
-            _news_slot(slot, pics[slot.pid].scene, article, rng)
+            _news_slot(slot, described(pics, slot), article, rng)
     for status in plan.statuses:
-        scene = pics[status.slots[0].pid].scene if status.slots else _any_scene(pics, rng)
+        scene = described(pics, status.slots[0]) if status.slots else _any_scene(pics, rng)
         status.text = _post_text(status.slots, scene, status.lang, status.tag, rng)
         for slot in status.slots:
-            _social_slot(slot, pics[slot.pid].scene, status.text)
+            _social_slot(slot, described(pics, slot), status.text)
     for post in plan.posts:
-        scene = pics[post.slots[0].pid].scene if post.slots else _any_scene(pics, rng)
+        scene = described(pics, post.slots[0]) if post.slots else _any_scene(pics, rng)
         post.text = _post_text(post.slots, scene, post.lang, rng.choice(plan.tags), rng)
         for slot in post.slots:
-            _social_slot(slot, pics[slot.pid].scene, post.text)
+            _social_slot(slot, described(pics, slot), post.text)
+
+
+def described(pics, slot: Slot) -> Scene:
+    """The scene a pair's texts describe: its own picture's, or another's for a swapped caption (plan_noise)."""
+    return pics[slot.text_pid if slot.text_pid >= 0 else slot.pid].scene
 
 
 def _any_scene(pics, rng: random.Random) -> Scene:
@@ -78,6 +83,8 @@ def _news_slot(slot: Slot, scene: Scene, article: Article, rng: random.Random) -
         alt = None
     elif slot.trouble == "too_short":
         alt = rng.choice(C.SHORT)
+    if slot.noise == "generic":
+        alt = rng.choice(C.GENERIC)
     if slot.kind != "inline":
         slot.figcaption = fig
         slot.figcaption_html = fig_html or html.escape(fig, quote=False)

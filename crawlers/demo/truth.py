@@ -33,6 +33,13 @@ class PairTruth:
     height: int = 0
     caption_origin: str | None = None  # origin of the chosen caption (kept rows, and dup-group losers)
     role: str | None = None  # RAW role: lead (an article's lead picture) | body | teaser
+    noise: str = ""  # caption noise the clean stage keeps: swapped | generic | reshoot | reshoot+swapped
+    scene_group: int = -1  # shared by the photos of one scene (noise "reshoot"); -1 otherwise
+
+    @property
+    def matches(self) -> bool:
+        """The caption truly describes the picture (no swapped or generic caption)."""
+        return "swapped" not in self.noise and self.noise != "generic"
 
     @property
     def kept(self) -> bool:

@@ -31,7 +31,9 @@ def _row(plan: Plan, slot: Slot, *, source_kind: str, page_url: str, published, 
         caption=slot.caption if stage is None else None, caption_candidates=candidates(slot), credit=slot.credit,
         lang=slot.lang, stage=stage, reason=reason, dup_group=pic.group if pic.group >= 0 else pic.pid,
         published_at=published, trouble=slot.trouble, width=0 if broken else pic.width,
-        height=0 if broken else pic.height, caption_origin=slot.origin, role="lead" if slot.kind == "lead" else "body")
+        height=0 if broken else pic.height, caption_origin=slot.origin,
+        role="lead" if slot.kind == "lead" else "body", noise=slot.noise,
+        scene_group=pic.scene_of if pic.scene_of >= 0 else pic.pid if "reshoot" in slot.noise else -1)
 
 
 def _teaser_row(plan: Plan, article, *, target, url: str) -> PairTruth:

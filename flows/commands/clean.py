@@ -19,7 +19,7 @@ def _funnel_table(title: str, data: dict[str, Any]):
     table.add_row("rows in", f"{data['rows_in']:,}", "100.0%")
     from data_schemas import reasons
 
-    order = {r: i for i, r in enumerate(reasons.CLEAN_REASONS)}
+    order = {r: i for i, r in enumerate((*reasons.CLEAN_REASONS, *reasons.CURATE_REASONS))}
     for reason, n in sorted(data["drops"].items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])):
         table.add_row(f"  - {reason}", f"{n:,}", f"{100 * n / total:.1f}%")
     table.add_row("rows out", f"{data['rows_out']:,}", f"{100 * data['rows_out'] / total:.1f}%", style="bold")
@@ -45,6 +45,8 @@ def _report(out_dir: Path) -> None:
 
 
 def register(app: typer.Typer) -> None:
+    register_curate(app)
+
     @app.command("clean")
     def clean_command(
         raw: Annotated[Path, typer.Option("--raw", help="RAW directory (every *.parquet below it) or one file.")],
@@ -92,3 +94,58 @@ def register(app: typer.Typer) -> None:
             console.print(f"[red]clean failed:[/red] {exc}")
             raise typer.Exit(code=1) from None
         _report(out_dir)
+
+
+def _curate_report(out_dir: Path) -> None:
+    from rich.console import Console
+
+    from data_schemas import Manifest
+
+    console = Console()
+    manifest = Manifest.read(out_dir)
+    cur = manifest.extra["curate"]
+    console.print(_funnel_table(f"curate pass over {manifest.extra['parent']['path']}", cur))
+    cut = cur.get("alignment_cut")
+    console.print(f"alignment cut {cut:.4f}" if cut is not None else "no alignment cut",
+                  f"(pool {cur['pool']:,} rows of {', '.join(cur['splits'])}); {cur['clusters']} k-means cluster(s), "
+                  f"semantic threshold applied {cur.get('semantic_threshold_applied')}")
+    figures = ", ".join(str(out_dir / f) for f in cur.get("figures", []))
+    console.print(f"new version [bold]{out_dir}[/bold]: {manifest.rows_out:,} rows in {len(manifest.shards)} "
+                  f"shard(s){'; figures: ' + figures if figures else ''}")
+
+
+def register_curate(app: typer.Typer) -> None:
+    @app.command("curate")
+    def curate_command(
+        data: Annotated[Path, typer.Argument(help="The dataset to curate (it is not changed).")],
+        scores: Annotated[str | None, typer.Option(help="Scores dir, or its name under DATA/_scores (default: "
+                                                        "the only one).")] = None,
+        out: Annotated[Path | None, typer.Option(help="The new version (default: DATA-curated beside it).")] = None,
+        keep_top: Annotated[float | None, typer.Option(help="Keep this fraction with the best alignment.")] = 0.7,
+        min_alignment: Annotated[float | None, typer.Option(help="Also drop rows below this alignment.")] = None,
+        semantic_threshold: Annotated[float | None, typer.Option(
+            help="Image-embedding cosine above which a less aligned row is a duplicate.")] = 0.95,
+        no_semantic: Annotated[bool, typer.Option("--no-semantic", help="Skip semantic dedup.")] = False,
+        splits: Annotated[str, typer.Option(help="Splits to filter (others pass unchanged).")] = "train",
+    ) -> None:
+        """Alignment filter and semantic dedup from `mmpipe score`'s output, as a new dataset version."""
+        import logging
+
+        from rich.console import Console
+        from rich.logging import RichHandler
+
+        from data_schemas import SchemaError
+        from pipeline.config import CurateConfig
+        from pipeline.curate import curate
+        from pipeline.inputs import CleanError
+
+        logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[RichHandler(show_path=False)])
+        try:
+            config = CurateConfig(data=data, scores=scores, out=out, keep_top=keep_top, min_alignment=min_alignment,
+                                  semantic_threshold=None if no_semantic else semantic_threshold,
+                                  splits=tuple(s.strip() for s in splits.split(",") if s.strip()))
+            out_dir = curate(config)
+        except (CleanError, SchemaError, ValueError, FileNotFoundError) as exc:
+            Console(stderr=True).print(f"[red]curate failed:[/red] {exc}")
+            raise typer.Exit(code=1) from None
+        _curate_report(out_dir)

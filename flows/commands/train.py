@@ -74,6 +74,20 @@ def _print_train(run: Path) -> None:
     console.print(f"run directory: [bold]{run}[/bold] ({', '.join(files)})")
 
 
+def _print_scores(out: Path) -> None:
+    import pyarrow.compute as pc
+    import pyarrow.dataset as pads
+    from rich.console import Console
+
+    from data_schemas import SCORE_PART_GLOB
+
+    table = pads.dataset(sorted(out.glob(SCORE_PART_GLOB)), format="parquet").to_table(columns=["alignment"])
+    col = table.column("alignment")
+    q = pc.quantile(col, q=[0.05, 0.5, 0.95]).to_pylist() if table.num_rows else [float("nan")] * 3
+    Console().print(f"scored [bold]{table.num_rows:,}[/bold] rows into [bold]{out}[/bold]; alignment p5 {q[0]:.3f}, "
+                    f"median {q[1]:.3f}, p95 {q[2]:.3f} ({col.null_count} without a decodable image)")
+
+
 def register(app: typer.Typer) -> None:
     @app.command("train")
     def train_command(
@@ -114,6 +128,36 @@ def register(app: typer.Typer) -> None:
         except _expected_errors() as exc:
             _fail(str(exc))
         _print_train(run)
+
+    @app.command("score")
+    def score_command(
+        data: Annotated[Path, typer.Option("--data", help="Dataset directory (with manifest.json).")],
+        run: Annotated[Path | None, typer.Option("--run", help="Training run whose model scores the rows.")] = None,
+        open_clip: Annotated[str | None, typer.Option("--open-clip", help="An open_clip model name, or its JSON "
+                                                                          "model config, instead of --run.")] = None,
+        pretrained: Annotated[Path | None, typer.Option(help="open_clip weights file on disk (never downloaded).")]
+        = None,
+        name: Annotated[str | None, typer.Option(help="Scores go to DATA/_scores/NAME (default: the run's name).")]
+        = None,
+        batch_size: Annotated[int, typer.Option(help="Rows per forward pass.")] = 64,
+        num_workers: Annotated[int, typer.Option(help="Image-decoding loader processes.")] = 1,
+        device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
+    ) -> None:
+        """Embed every row (image, caption) and write their alignment (cosine) beside the dataset; resumable."""
+        import logging
+
+        from rich.logging import RichHandler
+
+        from training.config import ScoreConfig
+        from training.score import score
+
+        logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[RichHandler(show_path=False)])
+        try:
+            out = score(ScoreConfig(data=data, run=run, open_clip=open_clip, pretrained=pretrained, name=name,
+                                    batch_size=batch_size, num_workers=num_workers, device=device))
+        except (*_expected_errors(), ModuleNotFoundError) as exc:
+            _fail(str(exc))
+        _print_scores(out)
 
     @app.command("eval")
     def eval_command(

@@ -155,3 +155,36 @@ def test_cli_run_summarises_the_run_and_fails_readably(first, tmp_path):
 
 def demo_kept(first) -> int:
     return first.result["clean"]["rows_out"]
+
+
+def test_curate_section_scores_curates_and_trains_round_two(first, demo, api):
+    from pipeline.tools import verify_dataset
+
+    config = _config(demo, first.workdir, curate={"enabled": True, "keep_top": 0.8})
+    state = crawl_clean_train(config, return_state=True)
+    assert state.is_completed(), state.message
+    result = state.result()
+    _, tasks, arts = _run_records(api, state.state_details.flow_run_id)
+    for name in ("train", "evaluate", "score", "curate", "train round 2", "evaluate round 2"):
+        assert tasks[name].state.type == StateType.COMPLETED, (name, tasks[name].state)
+
+    curated = config.curated_dir
+    manifest = Manifest.read(curated)
+    assert manifest.extra["parent"]["path"] == str(config.clean_dir)
+    assert verify_dataset(curated).ok
+    cur = manifest.extra["curate"]
+    assert cur["rows_in"] == Manifest.read(config.clean_dir).rows_out == result["curate"]["curate"]["rows_in"]
+    assert cur["drops"]["low_alignment"] > 0 and cur["rows_in"] - sum(cur["drops"].values()) == manifest.rows_out
+
+    cut = json.loads(arts[artifacts.KEY_CUT].data)
+    assert {r["reason"]: r["rows"] for r in cut if r["step"] == "kept"} == {"rows_out": manifest.rows_out}
+    for key in (artifacts.KEY_ALIGNMENT, artifacts.KEY_EXTREMES):
+        assert arts[key].type == "image" and arts[key].data.startswith("data:image/png;base64,")
+    assert "round 2 (curated)" in arts[artifacts.KEY_ROUNDS].data
+
+    second = Path(result["curate"]["train"]["run"])
+    assert second == config.runs_dir / config.curate.run_name
+    assert json.loads((second / "config.json").read_text())["data"] == str(curated)
+    one = result["evaluate"]["result"]["model"]["val_samples"]
+    two = result["curate"]["evaluate"]["result"]["model"]["val_samples"]
+    assert one == two, "both rounds are evaluated on the same val pairs"

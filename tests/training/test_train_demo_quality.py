@@ -1,9 +1,13 @@
-"""A `tiny` CPU run on the demo site's data really learns: retrieval far above chance, and the matched image helps
-masked-token prediction (with a bootstrap CI that excludes zero).
+"""A `tiny` CPU run on the demo site's data, with the default (vocabulary-free) objective, really learns:
+retrieval well above chance, and the matched image does not make masked-token prediction worse.
 
 The data is the demo site's pairs as a correct crawl writes them (tests/pipeline/clean_demo_raw.py), through the
 real clean stage: the captions carry news boilerplate ("..., officials said."), four languages and credits split
-off, so only some caption words depend on the picture (colours, counts, shapes, positions).
+off, so only some caption words depend on the picture (colours, counts, shapes, positions), and about a fifth of
+the kept pairs carry another picture's caption (the planted caption noise: the clean stage keeps it, `mmpipe
+curate` is what removes it), so the val split itself is noisy.  Under uniform whole-word masking the tiny model's
+MLM barely uses the image on this data (BENCHMARKS.md, "Masking"): the gap is asserted not to be negative, not to
+be large.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ def demo_clean(dask_address, tmp_path_factory) -> Path:
 
 
 @pytest.mark.slow
-def test_tiny_run_on_demo_data_retrieves_and_uses_the_image(demo_clean, tmp_path):
+def test_tiny_run_on_demo_data_retrieves_with_the_default_objective(demo_clean, tmp_path):
     start = time.monotonic()
     # 400 steps (the preset's 300 leave the accuracy gap at ~0.02-0.03); one loader worker, so one torch thread:
     # a shared 2-core machine slows it least
@@ -52,11 +56,11 @@ def test_tiny_run_on_demo_data_retrieves_and_uses_the_image(demo_clean, tmp_path
     seconds = time.monotonic() - start
     r, mlm = model["retrieval"], model["mlm"]
     assert r["n"] >= 150 and r["chance_R@1"] < 0.01, r
-    # seen on 3 site seeds x 1-3 training seeds (7 runs): mean R@1 0.16-0.26 against chance 0.005-0.006; accuracy
-    # gap 0.030-0.044 with CI low 0.022-0.036; cross-entropy gap 0.12-0.20 with CI low 0.10-0.18
-    assert r["mean_R@1"] > 10 * r["chance_R@1"] and r["mean_R@1"] > 0.08, r
-    gap = mlm["gap_matched_vs_mismatched"]
-    assert gap["accuracy"]["mean"] > 0.015 and gap["accuracy"]["ci95"][0] > 0, gap
-    assert gap["cross_entropy"]["mean"] > 0.05 and gap["cross_entropy"]["ci95"][0] > 0, gap
-    assert mlm["matched"]["accuracy"] > mlm["mismatched"]["accuracy"]
+    # default objective (uniform whole words), noisy demo, site seed 0, training seeds 0 and 1: mean R@1 0.039 and
+    # 0.058 against chance 0.0055; accuracy gap +0.0036 [CI -0.0017, +0.009] and +0.0006 [-0.0046, +0.006]
+    # (benchmarks/bench_masking.py --data demo; the old demo-vocabulary default had R@1 0.16-0.26 and a gap of
+    # 0.030-0.044 on the noise-free demo; uniform masking on the noise-free demo: R@1 0.194, gap +0.0018)
+    assert r["mean_R@1"] > 4 * r["chance_R@1"] and r["mean_R@1"] > 0.025, r
+    gap = mlm["gap_matched_vs_mismatched"]["accuracy"]
+    assert gap["mean"] > -0.01 and gap["ci95"][1] > 0, gap
     assert seconds < 600, seconds  # ~2 min on an idle 2-core machine; the bound only catches a run gone wrong
