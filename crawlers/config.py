@@ -7,7 +7,10 @@ handed to each source's Scrapy subprocess as JSON, so every field must survive a
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
+import tempfile
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +18,7 @@ from typing import Any
 import yaml
 
 from crawlers import policy
-from data_schemas import SOURCE_KINDS
+from data_schemas import SOURCE_KINDS, storage
 
 TEASER_MODES = ("drop", "emit")
 TRANSPORTS = ("aiohttp", "twisted")  # the HTTP client under Scrapy's downloader (crawlers/transport.py)
@@ -111,7 +114,7 @@ class SourceConfig:
 @dataclass
 class CrawlConfig:
     sources: list[SourceConfig]
-    out: Path
+    out: Path | str  # a local directory or a URL (s3://...; `data_schemas.storage`): RAW files are published there
     allow_private: bool = False  # fetch private/loopback/link-local addresses (the demo and tests need it)
     private_networks: list[str] = field(default_factory=list)  # or only these networks, e.g. [127.0.0.1/32]
     user_agent: str = DEFAULT_USER_AGENT
@@ -131,7 +134,8 @@ class CrawlConfig:
     bytes_per_file: int = 256 * 1024 * 1024  # ... or every N bytes of image data
     flush_seconds: float = 60.0  # ... or every N seconds, so a killed crawl loses little work
     blocklist: Path | None = None  # takedown blocklist (file or dataset directory)
-    state_dir: Path | None = None  # seen-URL store, logs, per-source summaries; default <out>/.state
+    state_dir: Path | None = None  # seen-URL store, logs, per-source summaries; default <out>/.state, for a URL
+    # out <local_out>/.state: the crawl state and its RAW spill stay local (`local_out`), only RAW files are published
     incremental: bool = True  # skip pages already crawled into this out dir
     parallel_sources: int = 2  # source processes run at once by `crawl()`
     image_cache_bytes: int = 256 * 1024 * 1024  # in-memory cache of fetched images shared by several pages
@@ -142,10 +146,20 @@ class CrawlConfig:
     scrapy_settings: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.out = Path(self.out)
-        self.state_dir = Path(self.state_dir) if self.state_dir else self.out / ".state"
+        self.out = storage.location(self.out)
+        self.state_dir = Path(self.state_dir) if self.state_dir else self.local_out / ".state"
         self.blocklist = Path(self.blocklist) if self.blocklist else None
         self.sources = [s if isinstance(s, SourceConfig) else _source_from_dict(s) for s in self.sources]
+
+    @property
+    def local_out(self) -> Path:
+        """Where the crawl writes: ``out`` itself, or for a URL ``out`` a local spill directory named after it
+        (``$MMPIPE_CRAWL_CACHE``, default the system temporary directory, ``/mmpipe-crawls/<hash>``), stable so a
+        resumed crawl on this machine finds its state."""
+        if not storage.is_url(self.out):
+            return self.out
+        base = Path(os.environ.get("MMPIPE_CRAWL_CACHE") or tempfile.gettempdir()) / "mmpipe-crawls"
+        return base / uuid.uuid5(uuid.NAMESPACE_URL, self.out).hex
 
     def validate(self) -> None:
         names = [s.name for s in self.sources]

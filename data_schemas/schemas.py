@@ -14,6 +14,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from data_schemas import storage
+
 RAW_VERSION = "2"  # 2: `role`
 CLEAN_VERSION = "2"  # 2: `role`; phash is of the picture without uniform borders (pipeline.signals)
 SCORES_VERSION = "1"
@@ -181,16 +183,17 @@ def validate(table_or_path: pa.Table | str | Path, schema: pa.Schema, *, check_v
     path = None
     table = None
     if isinstance(table_or_path, (str, Path)):
-        path = Path(table_or_path)
+        path = storage.location(table_or_path)
+        afs, where = storage.arrow_filesystem(path)
         try:
-            actual = pq.read_schema(path)
+            actual = pq.read_schema(where, filesystem=afs)
         except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for damaged files
             raise SchemaError(f"not a readable Parquet file ({exc}); delete or re-create it", path=path) from exc
         lacking = _check_metadata(actual, schema, path)
         _check_fields(actual, schema, path, lacking)
         if not check_values:
             return None
-        table = pq.read_table(path, columns=[f.name for f in schema if f.name in actual.names])
+        table = pq.read_table(where, columns=[f.name for f in schema if f.name in actual.names], filesystem=afs)
     else:
         table = table_or_path
         lacking = _check_metadata(table.schema, schema, None)
