@@ -58,7 +58,8 @@ def _read_manifest(root: Path | str) -> Manifest:
         raise DataError(str(exc)) from exc
     if str(manifest.schema_version) != CLEAN_VERSION:
         raise DataError(f"{storage.join(root, MANIFEST_NAME)}: dataset schema version {manifest.schema_version}, "
-                        f"this mmpipe trains on CLEAN version {CLEAN_VERSION}; re-run `mmpipe clean` with this version")
+                        f"this mmpipe trains on CLEAN version {CLEAN_VERSION}; re-run `mmpipe clean` with this "
+                        "version")
     return manifest
 
 

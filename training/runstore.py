@@ -61,24 +61,31 @@ def pull(url: str, local: Path) -> None:
 
 
 def push_checkpoint(local_ckpt: Path, url: str) -> None:
-    """Publish one complete local checkpoint, its meta.json last; then drop the remote ones the local run pruned."""
+    """Publish the run's own files (config, tokenizer, logs: a resume elsewhere needs them), then one complete
+    local checkpoint, its meta.json last; then drop the remote checkpoints the local run pruned."""
+    _push_files(local_ckpt.parent.parent, url)
     dest = storage.join(url, CKPT_DIR, local_ckpt.name)
     storage.upload_tree(local_ckpt, dest, skip={_META})
     storage.publish_file(local_ckpt / _META, storage.join(dest, _META))
     kept = {p.name for p in local_ckpt.parent.iterdir() if p.name.startswith(_PREFIX)}
-    for name in _remote_checkpoints(url):
-        if name not in kept:
+    fs, root = storage.filesystem(storage.join(url, CKPT_DIR))
+    for key in fs.ls(root, detail=False):  # pruned ones, and the unfinished upload of a killed run
+        name = posixpath.basename(key.rstrip("/"))
+        if name.startswith(_PREFIX) and name not in kept:
             storage.remove(storage.join(url, CKPT_DIR, name), recursive=True)
 
 
-def push_run(local: Path, url: str) -> None:
-    """Publish every file of the finished run (checkpoints go through `push_checkpoint` as they are written)."""
+def _push_files(local: Path, url: str) -> None:
     for src in sorted(p for p in local.rglob("*") if p.is_file()):
         rel = src.relative_to(local).as_posix()
-        if rel.startswith(f"{CKPT_DIR}/") or any(p.startswith(".") for p in rel.split("/")):
-            continue
-        storage.publish_file(src, storage.join(url, rel))
+        if not rel.startswith(f"{CKPT_DIR}/") and not any(p.startswith(".") for p in rel.split("/")):
+            storage.publish_file(src, storage.join(url, rel))
+
+
+def push_run(local: Path, url: str) -> None:
+    """Publish the finished run: its files and its newest checkpoint, where not published yet."""
     ckpts = sorted((p for p in (local / CKPT_DIR).glob(f"{_PREFIX}*") if (p / _META).exists()),
                    key=lambda p: int(p.name[len(_PREFIX):])) if (local / CKPT_DIR).is_dir() else []
     if ckpts and ckpts[-1].name not in _remote_checkpoints(url):
         push_checkpoint(ckpts[-1], url)
+    _push_files(local, url)

@@ -32,7 +32,7 @@ def summary_table(summary: dict[str, Any]) -> Table:
 def crawl_command(
     config: Annotated[Path, typer.Option("--config", "-c", help="sources YAML (see configs/sources.example.yaml)",
                                          exists=False)],
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="output dir for RAW Parquet (default: `out:`)")]
+    out: Annotated[str | None, typer.Option("--out", "-o", help="output dir or URL for RAW Parquet (default: `out:`)")]
     = None,
     source: Annotated[list[str] | None, typer.Option("--source", "-s", help="crawl only this source (repeatable)")]
     = None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -57,7 +58,7 @@ def test_a_writer_killed_before_its_copy_leaves_no_object_at_the_final_key(s3_bu
     """The object store's commit: a reader never finds a key before its whole content was uploaded."""
     url = f"{s3_bucket}/k/manifest.json"
     script = f"from data_schemas import atomic_write_json; atomic_write_json({url!r}, {{'v': 1}})"
-    env = {**__import__("os").environ, ENV_AT: "publish:manifest.json", "PYTHONPATH": str(REPO)}
+    env = {**os.environ, ENV_AT: "publish:manifest.json", "PYTHONPATH": str(REPO)}
     proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     assert not storage.exists(url)
