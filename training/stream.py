@@ -182,7 +182,7 @@ class ShardStream(IterableDataset):
             entry: dict = {"worker": v, "batches_done": done, "batches": counts[v]}
             if done < counts[v]:
                 u, r = consumer_order(units, self.layout, epoch=epoch, consumer=consumer)[done * bs]
-                entry["next_row"] = {"shard": self.index.paths[units[u].shard].name,
+                entry["next_row"] = {"shard": storage.name(self.index.paths[units[u].shard]),
                                      "row_group": units[u].row_group, "offset": units[u].rows[r]}
             out.append(entry)
         return out

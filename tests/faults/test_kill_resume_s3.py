@@ -79,7 +79,8 @@ def test_clean_from_and_into_s3_writes_the_local_bytes(s3_runs, s3_bucket, dask_
     got = remote_state(out)
     assert not got["unlisted"] and not got["hidden"], got
     assert {k: got[k] for k in ("manifest", "files")} == _normalised(dataset_state(straight))
-    assert [i["path"] for i in Manifest.read(out).inputs] == [f"{s3_bucket}/raw1/a.parquet", f"{s3_bucket}/raw2/b.parquet"]
+    paths = [i["path"] for i in Manifest.read(out).inputs]
+    assert paths == [f"{s3_bucket}/raw1/a.parquet", f"{s3_bucket}/raw2/b.parquet"]
 
 
 # each name is passed twice when it is also written into the local work dir first: @2 is its upload

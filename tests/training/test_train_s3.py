@@ -14,6 +14,7 @@ from test_train_resume import run_killed_at
 
 from data_schemas import storage
 from training import runstore
+from training.checkpoint import list_checkpoints
 from training.config import TrainConfig
 from training.metrics import read_jsonl
 from training.train import train
@@ -54,6 +55,9 @@ def test_s3_run_killed_while_publishing_a_checkpoint_resumes_from_the_store(shap
     assert a.keys() == b.keys()
     for name in a:
         torch.testing.assert_close(b[name], a[name], rtol=1e-4, atol=1e-5, msg=name)
-    assert runstore._remote_checkpoints(run) == ["step-00000010"], "keep_last=1: the older one is pruned"
+    # keep_last=1: the store holds what the local run keeps, the older ones and the killed upload are removed
+    assert runstore._remote_checkpoints(run) == [p.name for p in list_checkpoints(straight)]
+    fs, root = storage.filesystem(f"{run}/checkpoints")
+    assert len(fs.ls(root)) == 1
     fs, root = storage.filesystem(run)
     assert not [k for k in fs.find(root) if k.rsplit("/", 1)[-1].startswith(".")], "temporary objects left"
