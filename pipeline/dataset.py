@@ -145,7 +145,10 @@ def read_table(loc: Path | str, **kwargs) -> pa.Table:
 
 def new_work_dir(out: Path | str) -> Path:
     if storage.is_url(out):  # built on local disk, published to the store at the end (`publish_remote`)
-        work = Path(tempfile.mkdtemp(prefix="mmpipe-clean-", dir=os.environ.get("DASK_TEMPORARY_DIRECTORY")))
+        base = os.environ.get("DASK_TEMPORARY_DIRECTORY")
+        if base:
+            os.makedirs(base, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix="mmpipe-clean-", dir=base))
         (work / "_staging").mkdir()
         return work
     work = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:12]}"
