@@ -3,16 +3,15 @@ stays complete and readable, and the next run completes the new one, byte for by
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
-from faultlib import run_killed_at
+from faultlib import dataset_state, run_killed_at
 
 from data_schemas import MANIFEST_NAME, Manifest, storage
 from pipeline.clean import clean
 from pipeline.config import CleanConfig
-from tests.faults.test_kill_resume import _raw, dataset_state
+from tests.faults.test_kill_resume import two_runs
 
 pytestmark = pytest.mark.slow
 
@@ -51,15 +50,8 @@ def _script(raw: str, out: str, scheduler: str) -> str:
 
 @pytest.fixture(scope="module")
 def s3_runs(dask_address, s3_server, tmp_path_factory):
-    """(raw2 on S3, the local dataset after run 1, the local state after run 2)."""
-    tmp = tmp_path_factory.mktemp("s3clean")
-    raw1, raw2 = _raw(tmp)
-    first = tmp / "first" / "ds"
-    clean(CleanConfig(raw=raw1, out=first, scheduler=dask_address, progress=False, write_rejected=True))
-    straight = tmp / "straight" / "ds"
-    shutil.copytree(first, straight)
-    clean(CleanConfig(raw=raw2, out=straight, scheduler=dask_address, progress=False, write_rejected=True))
-    return raw1, raw2, first, straight
+    """(raw1, raw2, the local dataset after run 1, the local dataset after run 2)."""
+    return two_runs(tmp_path_factory.mktemp("s3clean"), dask_address)
 
 
 def _normalised(local_state: dict) -> dict:
