@@ -244,15 +244,15 @@ class Pictures:
         self.by_key: dict[str, str] = {}
 
     def find(self, url: str) -> str:
-        self.parent.setdefault(url, url)
-        key = size_key(url)
-        other = self.by_key.setdefault(key, url)
-        if other != url:
-            self._union(url, other)
-        root = url
-        while self.parent[root] != root:
-            root = self.parent[root]
-        return root
+        """The picture's root URL.  A URL seen for the first time joins the picture of its size key as a child, so
+        looking up a record's URL (a size variant the page never named) never changes the root of a picture found
+        before: the scores do not depend on the order in which records and truth URLs are looked up."""
+        if url not in self.parent:
+            self.parent[url] = url
+            other = self.by_key.setdefault(size_key(url), url)
+            if other != url:
+                self.parent[url] = self._root(other)
+        return self._root(url)
 
     def _union(self, a: str, b: str) -> None:
         ra, rb = self._root(a), self._root(b)
