@@ -21,12 +21,14 @@ text_content = etree.XPath("string()", smart_strings=False)  # what lxml.html's 
 
 
 def ancestor(el: Element, tag: str, depth: int) -> Element | None:
+    """The nearest `tag` among `depth` ancestors; `<source>` levels do not count (libxml2 nests the elements
+    after an unclosed `<source>` inside it, so a `<picture>` of ten sources would hide its `<figure>`)."""
     el = el.getparent()
-    for _ in range(depth):
-        if el is None:
-            return None
+    while el is not None and depth > 0:
         if el.tag == tag:
             return el
+        if el.tag != "source":
+            depth -= 1
         el = el.getparent()
     return None
 

@@ -125,12 +125,8 @@ def image_candidates(img: Element, base_url: str) -> list[tuple[float, str]]:
     for name in _SRCSETS:
         if name in attrib:
             raw += [(size, url) for url, size in parse_srcset(attrib[name])]
-    picture = img.getparent()
-    for _ in range(3):  # libxml2 does not know <source> is void and nests the <img> inside it
-        if picture is None or picture.tag == "picture":
-            break
-        picture = picture.getparent()
-    if picture is not None and picture.tag == "picture":
+    picture = picture_of(img)
+    if picture is not None:
         for source in picture.iter("source"):
             mtype = _attr(source, "type").lower()
             if mtype and not mtype.startswith("image/") or "svg" in mtype:
@@ -159,14 +155,23 @@ def image_candidates(img: Element, base_url: str) -> list[tuple[float, str]]:
 
 
 def _in_picture(img: Element) -> bool:
+    parent = img.getparent()
+    return parent is not None and parent.tag == "source" or picture_of(img) is not None
+
+
+def picture_of(img: Element) -> Element | None:
+    """The `<picture>` of an `<img>`: within three levels, not counting `<source>` elements.  libxml2 does not
+    know `<source>` is void and nests each next element inside the one before, so a `<picture>` with ten sources
+    (The Guardian, Newsweek) puts its `<img>` ten levels down."""
     el = img.getparent()
-    for _ in range(3):
-        if el is None:
-            return False
-        if el.tag in ("picture", "source"):
-            return True
+    levels = 0
+    while el is not None and levels < 3:
+        if el.tag == "picture":
+            return el
+        if el.tag != "source":
+            levels += 1
         el = el.getparent()
-    return False
+    return None
 
 
 def _lazy_names(attrib) -> list[str]:
