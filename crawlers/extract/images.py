@@ -35,9 +35,11 @@ class _Words:
         return self.pattern.search(text)
 
 
+# a placeholder's file name is the word, then nothing or a separator: "blank.gif", "lazy-placeholder.png",
+# "spacer_1x1.gif"; never a word that starts with it ("blanket-coverage.png" is a screenshot)
 _PLACEHOLDER_SRC = _Words(("blank", "spacer", "pixel", "transparent", "placeholder", "grey", "gray", "loading",
-                           "lazy", "1x1", "clear"),
-                          r"^data:|(?:^|/)(?:{})[\w-]*\.(?:gif|png|jpg|svg)(?:$|\?)", also=("data:",))
+                           "lazy", "lazyload", "1x1", "clear"),
+                          r"^data:|(?:^|/)(?:{})s?(?:[-_\d][\w-]*)?\.(?:gif|png|jpg|svg)(?:$|\?)", also=("data:",))
 # class/id words of the image or its near ancestors that mark chrome rather than content.  They are matched as
 # whole parts of a class token ("ad-slot", "c-related__img"), never inside words ("shunno-share" is "share" but
 # "adaptive" is not "ad"), and a token that negates them ("no-share", "noads") marks nothing.
@@ -60,6 +62,8 @@ _CHROME_HOSTS = _Words(("doubleclick.net", "googlesyndication.com", "google-anal
 _CHROME_DIR = _Words(tuple(f"/{w}/" for w in ("icon", "icons", "logo", "logos", "ad", "ads", "advert", "adverts",
                                                "avatar", "avatars", "sprite", "sprites", "badge", "badges", "emoji",
                                                "emojis", "pixel", "pixels", "tracking", "banner", "banners")))
+# "/ad/" that is a slice of a hash, beside other short hex folders (Wikimedia's /thumb/a/ad/, /ad/93/9f09.../)
+_HASH_SHARD = re.compile(r"/[0-9a-f]{1,2}/ad/|/ad/[0-9a-f]{2}/", re.IGNORECASE)
 _NON_PHOTO_EXT = _Words((".svg", ".ico", ".cur", "/svg/"), r"(?:\.svg|\.ico|\.cur)(?:$|[?#])|/(?:render/)?svg/",
                         also=(".svg",))  # Wikipedia's formulas: /media/math/render/svg/<hash>
 _SRCSETS = _LAZY_SRCSET + ("srcset",)
@@ -314,7 +318,7 @@ def is_chrome_url(url: str) -> bool:
 
 def _file_name(url: str) -> str:
     path = url_path(url)
-    if _CHROME_DIR.search(path):
+    if _CHROME_DIR.search(path) and not _HASH_SHARD.search(path):
         return "icon"  # a chrome directory marks every file in it
     return path.rsplit("/", 1)[-1]
 

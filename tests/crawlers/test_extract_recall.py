@@ -6,7 +6,6 @@ Every test is a minimal page built from the real case named in its docstring (th
 
 from __future__ import annotations
 
-from benchmarks import extract_truth as T
 from crawlers.extract.article import extract_article
 
 _STORY = "<p>A paragraph of the story that is long enough, with commas, to count as the text of the story.</p>"
@@ -27,3 +26,61 @@ def test_a_picture_with_many_sources_keeps_its_figure_and_its_largest_source():
     (ref,) = extract_article("https://ex.org/news/harbour.html", html).images
     assert ("Boats in the harbour at dawn", "figcaption") in ref.candidates
     assert ref.url == "https://i.ex.org/img/harbour.jpg?width=1300"
+
+
+def test_a_hash_folder_named_ad_is_not_an_ad_directory():
+    """Wikimedia's `/thumb/a/ad/<file>` and spiceworks' `/ad/93/9f09.../` are slices of a hash: the Queen's
+    portrait on wikipedia-2 and spiceworks' og:image were dropped as ads.  A real `/ad/` folder still is chrome."""
+    html = _page("<figure><img src='https://upload.wikimedia.org/wikipedia/commons/thumb/a/ad/Queen_Elizabeth_II.jpg"
+                 "/304px-Queen_Elizabeth_II.jpg'><figcaption>The Queen</figcaption></figure>"
+                 "<p><img src='https://ex.org/static/ad/campaign-spring.jpg' width='600' height='400'></p>",
+                 head="<meta property='og:image' content='https://images.ex.org/ad/93/9f099ec74374a67121/viyard.jpg'>")
+    urls = [r.url for r in extract_article("https://ex.org/news/queen.html", html).images]
+    assert urls == ["https://upload.wikimedia.org/wikipedia/commons/thumb/a/ad/Queen_Elizabeth_II.jpg/"
+                    "304px-Queen_Elizabeth_II.jpg", "https://images.ex.org/ad/93/9f099ec74374a67121/viyard.jpg"]
+
+
+def test_a_placeholder_name_is_the_word_itself_not_a_word_that_starts_with_it():
+    """001 (Readability's set): `blanket-coverage.png`, a screenshot, was taken for a `blank` placeholder."""
+    html = _page("<p><img alt='screenshot' src='/static/code/2013/blanket-coverage.png'></p>"
+                 "<p><img src='/img/blank.gif' data-src='/up/pier-photo.jpg'></p>")
+    urls = [r.url for r in extract_article("https://ex.org/code/2013/coverage.html", html).images]
+    assert urls == ["https://ex.org/static/code/2013/blanket-coverage.png", "https://ex.org/up/pier-photo.jpg"]
+
+
+def test_a_run_of_numeric_folders_is_an_id_path_not_a_width():
+    """qq.com's `/pics/hv1/168/240/2140/139214868.jpg` read as a 168-px thumbnail and dropped; BBC's
+    `/news/976/cpsprodpb/` is a width, and `/news/120/` a thumbnail."""
+    html = _page("<p><img src='http://img1.gtimg.com/tech/pics/hv1/168/240/2140/139214868.jpg'></p>"
+                 "<p><img src='https://ichef.bbci.co.uk/news/976/cpsprodpb/462D/production/_84456971_rally.jpg'></p>"
+                 "<p><img src='https://ichef.bbci.co.uk/news/120/cpsprodpb/1A2B/production/_84458628_other.jpg'></p>")
+    urls = [r.url for r in extract_article("https://ex.org/news/a.html", html).images]
+    assert urls == ["http://img1.gtimg.com/tech/pics/hv1/168/240/2140/139214868.jpg",
+                    "https://ichef.bbci.co.uk/news/976/cpsprodpb/462D/production/_84456971_rally.jpg"]
+
+
+def test_a_proxy_path_and_a_retina_size_token_name_the_same_picture():
+    """forbes (scrapinghub a078b365): the og:image is a Thumbor URL with the body picture percent-encoded in its
+    path; crazy-julia.de: the body's `douglas-handcreme-1200x800@2x.webp` is the og:image's `douglas-handcreme.jpg`.
+    Each was two records of one picture."""
+    forbes = _page("<figure><img src='https://images.ex.com/imageserve/1161232231/960x0.jpg?fit=scale'>"
+                   "<figcaption>A duvet</figcaption></figure>",
+                   head="<meta property='og:image' content='https://thumbor.ex.com/thumbor/1280x868/https%3A%2F%2F"
+                        "images.ex.com%2Fimageserve%2F1161232231%2F960x0.jpg'>")
+    assert len(extract_article("https://ex.com/sites/duvet/", forbes).images) == 1
+    julia = _page("<p><img srcset='https://ex.de/up/2019/05/douglas-handcreme-1200x800@2x.webp 2400w'></p>",
+                  head="<meta property='og:image' content='https://ex.de/up/2019/05/douglas-handcreme.jpg'>")
+    (ref,) = extract_article("https://ex.de/tipps/", julia).images
+    assert ref.role == "lead"
+
+
+def test_a_captioned_photo_block_beside_the_story_is_kept():
+    """wapo-2: `<div class="inline-photo"><a name=...></a><img><span>caption</span></div>` beside the story's
+    `<article>`, inside the same article body: no `<figure>`, so it was left out of the content block."""
+    html = ("<html><body><div class='pb-feature'><div class='inline-photo'><a name='1c16'></a>"
+            "<img src='https://img.ex.com/rf/image_400w/Images/Nic6429750-1140.jpg' "
+            "data-hi-res-src='https://img.ex.com/rf/image_1484w/Images/Nic6429750-1140.jpg'><br>"
+            "<span class='pb-caption'>The prime minister at the Western Wall on March 18.</span></div>"
+            f"<article>{_STORY * 6}</article></div><div class='promo'><img src='/up/promo.jpg'></div></body></html>")
+    urls = [r.url for r in extract_article("https://ex.com/news/a.html", html).images]
+    assert urls == ["https://img.ex.com/rf/image_1484w/Images/Nic6429750-1140.jpg"]
