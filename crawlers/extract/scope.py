@@ -60,6 +60,7 @@ def content_block(doc: Element, *, headline: str | None = None) -> list[Element]
     ranked = sorted(final.items(), key=lambda item: -item[1])
     top, top_score = ranked[0]
     top = _shared_ancestor(top, top_score, ranked=ranked, body=body)
+    top = _outer_wrapper(top, body)
     return _with_siblings(top, final.get(top, top_score), scores=scores, body=body)
 
 
@@ -161,6 +162,17 @@ def _shared_ancestor(top: Element, top_score: float, *, ranked, body: Element) -
         if inside + 1 >= SHARED_ANCESTOR:
             return node
         node = node.getparent()
+    return top
+
+
+def _outer_wrapper(top: Element, body: Element) -> Element:
+    """The outermost of the wrappers that hold only the winner (Readability: "if the top candidate is the only
+    child, use its parent"): the story's other sections and its figures are the siblings of that wrapper
+    (Quanta: five nested `<div>`s around each text section, the captioned figures between the sections)."""
+    parent = top.getparent()
+    while parent is not None and parent is not body and parent.tag != "html" \
+            and sum(1 for c in parent if isinstance(c.tag, str)) == 1:
+        top, parent = parent, parent.getparent()
     return top
 
 

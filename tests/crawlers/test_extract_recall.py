@@ -84,3 +84,39 @@ def test_a_captioned_photo_block_beside_the_story_is_kept():
             f"<article>{_STORY * 6}</article></div><div class='promo'><img src='/up/promo.jpg'></div></body></html>")
     urls = [r.url for r in extract_article("https://ex.com/news/a.html", html).images]
     assert urls == ["https://img.ex.com/rf/image_1484w/Images/Nic6429750-1140.jpg"]
+
+
+def _quanta_section(paragraphs: int) -> str:
+    return ("<div class='acf-content'><section class='outer'><div class='flex-auto'>"
+            f"<div class='post__content__section'><div class='post__content'>{_STORY * paragraphs}</div></div></div></section></div>")
+
+
+def test_the_figures_between_the_sections_of_a_story_are_its_own():
+    """Quanta (quanta-1, scrapinghub bdb56ac8): each text section of the story sits in five wrappers that hold
+    only it, and the captioned figures stand between the sections; the winning section's siblings were the
+    wrappers' empty insides, so no figure of the story was read.  As Readability does, the block climbs the
+    wrappers that hold only it."""
+    html = ("<html><body><div id='postBody'>"
+            "<figure><div><img src='https://cdn.ex.org/uploads/2019/05/Lede.gif' alt='A drawing'></div>"
+            "<figcaption>The programmers of the computer that found chaos.</figcaption></figure>"
+            f"{_quanta_section(8)}<figure><div><img src='https://cdn.ex.org/uploads/2019/05/Clip.jpg'></div>"
+            f"<figcaption>The acknowledgements in the 1963 paper.</figcaption></figure>{_quanta_section(3)}"
+            "</div><div class='post__footer'><a href='/other-story/'><img src='/up/other.jpg'></a></div>"
+            "</body></html>")
+    refs = extract_article("https://ex.org/hidden-heroines-of-chaos/", html).images
+    assert [(r.url.rsplit("/", 1)[-1], [t for t, o in r.candidates if o == "figcaption"]) for r in refs] == [
+        ("Lede.gif", ["The programmers of the computer that found chaos."]),
+        ("Clip.jpg", ["The acknowledgements in the 1963 paper."])]
+
+
+def test_a_credit_class_is_a_whole_word_of_a_class_name():
+    """Quanta's caption box has the CSS-in-JS class `_pattribution-w-auto` ("attribution" inside a word): the whole
+    caption went to `credit`.  The inner `attribution` element is the credit."""
+    html = _page("<figure><img src='/up/lede.jpg'><figcaption><div class='w-100P _pattribution-w-auto _pcaption-w'>"
+                 "<div class='caption wysiwyg'><p>Ellen Fetter and Margaret Hamilton programmed the computer.</p>"
+                 "</div>"
+                 "<div class='attribution wysiwyg'><p>Olena Shmahalo/Quanta Magazine</p></div></div></figcaption>"
+                 "</figure>")
+    (ref,) = extract_article("https://ex.org/a/", html).images
+    assert ("Ellen Fetter and Margaret Hamilton programmed the computer.", "figcaption") in ref.candidates
+    assert ref.credit == "Olena Shmahalo/Quanta Magazine"
