@@ -88,7 +88,8 @@ def test_a_captioned_photo_block_beside_the_story_is_kept():
 
 def _quanta_section(paragraphs: int) -> str:
     return ("<div class='acf-content'><section class='outer'><div class='flex-auto'>"
-            f"<div class='post__content__section'><div class='post__content'>{_STORY * paragraphs}</div></div></div></section></div>")
+            f"<div class='post__content__section'><div class='post__content'>{_STORY * paragraphs}</div></div></div>"
+            "</section></div>")
 
 
 def test_the_figures_between_the_sections_of_a_story_are_its_own():
