@@ -30,7 +30,10 @@ class _Words:
     def search(self, text: str) -> re.Match | None:
         if text.isascii():
             low = text.lower()
-            if not any(word in low for word in self.words):
+            for word in self.words:  # a loop: a third faster than any() over a generator
+                if word in low:
+                    break
+            else:
                 return None
         return self.pattern.search(text)
 
@@ -252,11 +255,17 @@ def _declared_side(value: str) -> int | None:
 def hard_chrome(img: Element, url: str) -> bool:
     """What no other evidence outweighs: a non-photo file type, a tracking/ad host, a chrome file name or
     directory, a declared side under MIN_SIDE px."""
-    if is_chrome_url(url):
-        return True
-    for side in (_declared_side(_attr(img, "width")), _declared_side(_attr(img, "height"))):
-        if side is not None and side < MIN_SIDE:
-            return True
+    return is_chrome_url(url) or tiny(img)
+
+
+def tiny(img: Element) -> bool:
+    """A declared width or height under MIN_SIDE px (icons, dividers, tracking pixels): known before any URL."""
+    for name in ("width", "height"):
+        value = img.get(name)
+        if value:
+            side = _declared_side(value.strip())
+            if side is not None and side < MIN_SIDE:
+                return True
     return False
 
 
@@ -310,8 +319,10 @@ def _chrome_words(class_and_id: str) -> bool:
     return False
 
 
+@lru_cache(maxsize=8192)
 def is_chrome_url(url: str) -> bool:
-    """The URL-only part of `hard_chrome`, for images named in metadata (og:image, JSON-LD, feeds)."""
+    """The URL-only part of `hard_chrome`, for images named in metadata (og:image, JSON-LD, feeds).  Cached: a
+    site's template names the same logos, icons and ad slots on every page."""
     return bool(_NON_PHOTO_EXT.search(url) or _CHROME_HOSTS.search(url)
                 or _CHROME_FILE.search(_file_name(url)))
 
