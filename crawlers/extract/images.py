@@ -334,6 +334,21 @@ def _file_name(url: str) -> str:
     return path.rsplit("/", 1)[-1]
 
 
+def url_host(url: str) -> str | None:
+    """`urlsplit(url).hostname` of an http(s) URL (lower case, no userinfo or port), without urlsplit's general
+    parsing in the common case."""
+    scheme_end = url.find("://")
+    if 0 < scheme_end <= 5 and _plain(url) and url[:scheme_end].lower() in ("http", "https"):
+        rest = url[scheme_end + 3:]
+        end = min((i for i in (rest.find("/"), rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
+        netloc = rest[:end].rpartition("@")[2]
+        return netloc.partition(":")[0].lower() or None
+    try:
+        return urlsplit(url).hostname
+    except ValueError:
+        return None
+
+
 def url_path(url: str) -> str:
     """`urlsplit(url).path` of an http(s) URL; without urlsplit's general parsing in the common case, and ""
     for a URL urlsplit rejects."""
