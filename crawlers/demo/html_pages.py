@@ -123,8 +123,13 @@ def image_markup(slot: Slot, plan: Plan, *, base: str = "") -> str:
     return f"<figure{cls}>{img}<figcaption>{slot.figcaption_html}</figcaption></figure>"
 
 
+_BREAKPOINTS = (1300, 980, 740, 0)
+
+
 def _picture(slot: Slot, pic, stem: str, ext: str, attrs: str) -> str:
-    """<picture>: the largest candidate (the native file) is the last entry of the first srcset that has it."""
+    """<picture>: the largest candidate (the native file) is the last entry of the first srcset that has it.
+    A body picture has a `<source>` per breakpoint and type, unclosed as real pages write them: libxml2 nests
+    each element after an unclosed `<source>` inside it, so the `<img>` sits eight levels below its `<figure>`."""
     widths = srcset_widths(pic, 2)
     if ext == "webp":  # lead: webp sources up to the native size, smaller jpeg fallbacks
         webp = ", ".join([f"{stem}-{w}w.webp {w}w" for w in widths[:1]] + [f"{slot.url} {pic.width}w"])
@@ -134,7 +139,11 @@ def _picture(slot: Slot, pic, stem: str, ext: str, attrs: str) -> str:
         webp = ", ".join(f"{stem}-{w}w.webp {w}w" for w in widths)
         jpgs = ", ".join([f"{stem}-{w}w.{ext} {w}w" for w in widths[:1]] + [f"{slot.url} {pic.width}w"])
         src = slot.url
-    source = f"<source type=\"image/webp\" srcset=\"{webp}\" />" if webp else ""
+    if ext != "webp" and webp:  # one source per breakpoint and type (The Guardian, Newsweek)
+        source = "".join(f"<source media=\"(min-width: {m}px)\" type=\"image/{t}\" srcset=\"{s}\">"
+                         for m in _BREAKPOINTS for t, s in (("webp", webp), ("jpeg", jpgs)))
+    else:
+        source = f"<source type=\"image/webp\" srcset=\"{webp}\" />" if webp else ""
     return f"<picture>{source}<img src=\"{src}\" srcset=\"{jpgs}\"{attrs}></picture>"
 
 
