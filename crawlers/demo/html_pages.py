@@ -120,7 +120,10 @@ def image_markup(slot: Slot, plan: Plan, *, base: str = "") -> str:
     else:
         img = f"<img src=\"{base}{slot.url}\" data-srcset=\"{DATA_URI_SRCSET}\"{attrs}>"
     cls = " class=\"lead\"" if slot.kind == "lead" else ""
-    return f"<figure{cls}>{img}<figcaption>{slot.figcaption_html}</figcaption></figure>"
+    caption = slot.figcaption_html
+    if slot.kind == "picture":  # a CSS-in-JS caption box whose class holds a credit word inside a token (Quanta)
+        caption = f"<div class=\"w-100P _pattribution-w-auto _pcaption-w-auto\">{caption}</div>"
+    return f"<figure{cls}>{img}<figcaption>{caption}</figcaption></figure>"
 
 
 _BREAKPOINTS = (1300, 980, 740, 0)
