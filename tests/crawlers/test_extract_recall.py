@@ -6,6 +6,7 @@ Every test is a minimal page built from the real case named in its docstring (th
 
 from __future__ import annotations
 
+from benchmarks import extract_truth as T
 from crawlers.extract.article import extract_article
 
 _STORY = "<p>A paragraph of the story that is long enough, with commas, to count as the text of the story.</p>"
@@ -121,3 +122,26 @@ def test_a_credit_class_is_a_whole_word_of_a_class_name():
     (ref,) = extract_article("https://ex.org/a/", html).images
     assert ("Ellen Fetter and Margaret Hamilton programmed the computer.", "figcaption") in ref.candidates
     assert ref.credit == "Olena Shmahalo/Quanta Magazine"
+
+
+# --- the benchmark's truth (benchmarks/extract_truth.py) -------------------------------------------------------
+
+def test_truth_lookups_never_move_a_pictures_root():
+    """A record's URL that the page never named (another size of a picture) joined its picture by making itself
+    the root, so a root taken before the lookup no longer matched: the scores depended on lookup order."""
+    pics = T.Pictures()
+    pics.add_element(["https://ex.org/up/harbour-dawn-800x600.jpg"])
+    root = pics.find("https://ex.org/up/harbour-dawn-800x600.jpg")
+    assert pics.find("https://ex.org/up/harbour-dawn-1600x1200.jpg") == root  # a new size variant: same picture
+    assert pics.find("https://ex.org/up/harbour-dawn-800x600.jpg") == root
+
+
+def test_truth_caption_pair_is_named_by_the_picture_not_its_lazy_placeholder():
+    """spokesman.com: `<img src="sr-loader.png" data-srcset="meth_t300.jpg 300w, ...">` in every figure; the pair
+    was named by the loader, which the truth itself treats as a placeholder, so no record could recover it."""
+    figures = "".join(f"<figure><img class='lazyload' src='/graphics/sr-loader.png' "
+                      f"data-srcset='/photos/p{i}_t300.jpg 300w, /photos/p{i}_t1200.jpg 1200w'><figcaption>Caption {i}</figcaption></figure>"
+                      for i in range(3))
+    page = T.Page("scrapinghub", "x", "https://ex.com/stories/a/", f"<html><body>{figures}</body></html>".encode())
+    truth = T.page_truth(page)
+    assert sorted(p.picture for p in truth.captions) == [f"https://ex.com/photos/p{i}_t300.jpg" for i in range(3)]
