@@ -140,7 +140,8 @@ def test_truth_caption_pair_is_named_by_the_picture_not_its_lazy_placeholder():
     """spokesman.com: `<img src="sr-loader.png" data-srcset="meth_t300.jpg 300w, ...">` in every figure; the pair
     was named by the loader, which the truth itself treats as a placeholder, so no record could recover it."""
     figures = "".join(f"<figure><img class='lazyload' src='/graphics/sr-loader.png' "
-                      f"data-srcset='/photos/p{i}_t300.jpg 300w, /photos/p{i}_t1200.jpg 1200w'><figcaption>Caption {i}</figcaption></figure>"
+                      f"data-srcset='/photos/p{i}_t300.jpg 300w, /photos/p{i}_t1200.jpg 1200w'>"
+                      f"<figcaption>Caption {i}</figcaption></figure>"
                       for i in range(3))
     page = T.Page("scrapinghub", "x", "https://ex.com/stories/a/", f"<html><body>{figures}</body></html>".encode())
     truth = T.page_truth(page)
