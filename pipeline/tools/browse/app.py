@@ -276,7 +276,8 @@ def browse(dataset: str | Path, *, host: str = "127.0.0.1", port: int = 8765, se
     """Serve the browser until interrupted (the CLI's `mmpipe browse`)."""
     import uvicorn
 
-    hosts = ["127.0.0.1", "localhost"] if host in ("127.0.0.1", "localhost") else [host, "127.0.0.1", "localhost"]
+    # bound to every interface, any name may reach it (the Origin check still pins writes to the page's own host)
+    hosts = ["*"] if host in ("0.0.0.0", "::") else sorted({host, "127.0.0.1", "localhost"})
     app = create_app(dataset, search=search, allowed_hosts=hosts)
     try:
         uvicorn.run(app, host=host, port=port, log_level=log_level)
