@@ -16,7 +16,7 @@ import secrets
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
@@ -217,10 +217,19 @@ def _cross_origin(request: Request) -> str | None:
     return None
 
 
+async def _form(request: Request, *, max_bytes: int = 65536) -> dict[str, str]:
+    """The POSTed form fields (urlencoded: the takedown form holds a few short fields, no files)."""
+    body = await request.body()
+    if len(body) > max_bytes or not request.headers.get("content-type", "").startswith(
+            "application/x-www-form-urlencoded"):
+        return {}
+    return {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
+
+
 async def takedown_post(request: Request) -> HTMLResponse:
     b: Browser = request.app.state.browser
     why = _cross_origin(request)
-    form = await request.form()
+    form = await _form(request)
     session = request.cookies.get(SESSION_COOKIE, "")
     if why is None and not (session and hmac.compare_digest(str(form.get("token", "")), b.token(session))):
         why = "missing or wrong session token"
@@ -243,7 +252,7 @@ async def takedown_post(request: Request) -> HTMLResponse:
 async def _security_headers(request: Request, call_next):
     response = await call_next(request)
     response.headers.update({"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",
-                             "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer",
+                             "X-Frame-Options": "DENY", "Referrer-Policy": "same-origin",
                              "Cross-Origin-Resource-Policy": "same-origin"})
     return response
 
