@@ -94,6 +94,7 @@ class DatasetQueries:
         self._tmp: Path | None = None
         self._con: duckdb.DuckDBPyConnection | None = None
         self.version = 0
+        self._facets: tuple[int, dict[str, list[tuple[str, int]]]] | None = None
         self.reload()
 
     # --- building the views ---------------------------------------------------------------------------------------
@@ -176,12 +177,22 @@ class DatasetQueries:
             cur.close()
 
     def facets(self) -> dict[str, list[tuple[str, int]]]:
-        return {column: [(r["v"], r["n"]) for r in self.fetch(
-            f"SELECT {column} AS v, count(*) AS n FROM rows GROUP BY 1 ORDER BY 2 DESC, 1")]
-            for column in ("split", "source", "lang")}
+        """Values and counts of split, source and language (one scan; kept until the dataset changes)."""
+        version = self.version
+        if self._facets is not None and self._facets[0] == version:
+            return self._facets[1]
+        rows = self.fetch("SELECT split, source, lang, count(*) AS n FROM rows GROUP BY GROUPING SETS "
+                          "((split), (source), (lang))")
+        out: dict[str, list[tuple[str, int]]] = {}
+        for column in ("split", "source", "lang"):
+            values = [(r[column], r["n"]) for r in rows if r[column] is not None]
+            out[column] = sorted(values, key=lambda v: (-v[1], v[0]))
+        self._facets = (version, out)
+        return out
 
     def page(self, filters: Filters, *, offset: int, limit: int) -> tuple[int, list[dict[str, Any]]]:
-        """(matching rows, one page of them) in the chosen order, or by BM25 score when searching captions."""
+        """(matching rows, one page of them) in the chosen order, or by BM25 score when searching captions; one
+        scan (the total is a window over the same rows)."""
         where, args = filters.where()
         cols = ", ".join(f"r.{c}" for c in GRID_COLUMNS)
         if filters.q.strip():
@@ -192,9 +203,12 @@ class DatasetQueries:
             cols += ", s.score"
         else:
             base = f"FROM rows r WHERE {where}"
-            order = "hash(r.key) , r.key" if filters.order == "random" else "r.key"
-        total = self.fetch(f"SELECT count(*) AS n {base}", args)[0]["n"]
-        rows = self.fetch(f"SELECT {cols} {base} ORDER BY {order} LIMIT ? OFFSET ?", [*args, limit, offset])
+            order = "hash(r.key), r.key" if filters.order == "random" else "r.key"
+        rows = self.fetch(f"SELECT {cols}, count(*) OVER () AS total_rows {base} ORDER BY {order} LIMIT ? OFFSET ?",
+                          [*args, limit, offset])
+        if rows:
+            return rows[0]["total_rows"], rows
+        total = self.fetch(f"SELECT count(*) AS n {base}", args)[0]["n"] if offset else 0  # a page past the end
         return total, rows
 
     def _bm25_sql(self, q: str) -> tuple[str, list[Any]]:
