@@ -345,6 +345,15 @@ def test_takedown_from_the_page_removes_the_rows_as_the_cli_does(server, dataset
     assert int(page.inner_text("#total")) == before - 1 and key not in shown_keys(page)
 
 
+def test_only_http_urls_become_links():
+    from pipeline.tools.browse.app import safe_href
+
+    assert safe_href("https://a.test/p?q=<x>") == "https://a.test/p?q=<x>"  # escaped by the template, linked
+    for url in ("javascript:alert(1)", "JaVaScRiPt:alert(1)", "data:text/html,<script>", "//evil.test/x", None,
+                "http://[broken"):
+        assert safe_href(url) is None, url
+
+
 def test_browse_package_never_imports_training():
     """Only flows/ joins stages: the browser takes the model as arguments."""
     import subprocess

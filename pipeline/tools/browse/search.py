@@ -20,6 +20,7 @@ class ImageSearch:
     encode_text: Callable[[str], np.ndarray]  # phrase -> (d,) text embedding in the same space
     model: str = ""  # what to call the model on the page (e.g. the run's name and step)
     _row: dict[str, int] = field(init=False, repr=False)
+    _keys: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         emb = np.asarray(self.embeddings, dtype=np.float32)
@@ -28,12 +29,13 @@ class ImageSearch:
         norms = np.linalg.norm(emb, axis=1, keepdims=True)
         self.embeddings = emb / np.where(norms > 0, norms, 1)
         self._row = {k: i for i, k in enumerate(self.keys)}
+        self._keys = np.asarray(self.keys, dtype=str)
 
     def _top(self, vector: np.ndarray, k: int, *, skip: str | None = None) -> list[tuple[str, float]]:
         v = np.asarray(vector, dtype=np.float32).ravel()
         v = v / (np.linalg.norm(v) or 1)
         cos = self.embeddings @ v
-        order = np.lexsort((np.asarray(self.keys), -cos))  # ties by key: the same answer every time
+        order = np.lexsort((self._keys, -cos))  # ties by key: the same answer every time
         return [(self.keys[i], float(cos[i])) for i in order if self.keys[i] != skip][:k]
 
     def text(self, phrase: str, k: int = 24) -> list[tuple[str, float]]:
