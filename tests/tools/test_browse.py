@@ -17,6 +17,7 @@ from pathlib import Path
 
 import duckdb
 import httpx
+import psutil
 import pytest
 from tools_data import HOSTILE, build_clean
 
@@ -343,6 +344,36 @@ def test_takedown_from_the_page_removes_the_rows_as_the_cli_does(server, dataset
     assert (dataset / BLOCKLIST_NAME).exists() and blocklist.blocks_url(page_url) and blocklist.blocks_url(image_url)
     page.goto(server.url + "/")
     assert int(page.inner_text("#total")) == before - 1 and key not in shown_keys(page)
+
+
+def test_the_cli_serves_on_loopback(dataset):
+    """`mmpipe browse DATASET --port P` as a user runs it: it binds 127.0.0.1 and answers there."""
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mmpipe = Path(sys.executable).with_name("mmpipe")
+    proc = subprocess.Popen([str(mmpipe), "browse", str(dataset), "--port", str(port)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None and time.monotonic() < deadline, "mmpipe browse did not start"
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}/sql?q=SELECT+count(*)+FROM+rows", timeout=5)
+                break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert r.status_code == 200 and f"<td>{Manifest.read(dataset).rows_out}</td>" in r.text
+        assert r.headers["content-security-policy"] == CSP
+        listening = [c for c in psutil.Process(proc.pid).net_connections() if c.status == "LISTEN"]
+        assert [c.laddr.ip for c in listening] == ["127.0.0.1"]
+    finally:
+        proc.terminate()
+        out = proc.communicate(timeout=20)[0]
+    assert f"http://127.0.0.1:{port}/" in out
 
 
 def test_only_http_urls_become_links():
