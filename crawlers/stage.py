@@ -115,6 +115,10 @@ def crawl(config: CrawlConfig, *, progress: ProgressFn | None = None, scheduler:
     Every source is run even when one fails; then a `CrawlError` names each failed source.
     """
     config.validate()
+    if scheduler is not None:
+        from crawlers.cluster import check_scheduler
+
+        check_scheduler(scheduler)  # a ConfigError before any source starts
     config.out.mkdir(parents=True, exist_ok=True)
     failures: list[CrawlError] = []
     with ThreadPoolExecutor(max_workers=max(1, config.parallel_sources)) as pool:

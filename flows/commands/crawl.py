@@ -70,7 +70,10 @@ def crawl_command(
     console.print(f"crawling {len(cfg.sources)} source(s) into [bold]{cfg.out}[/bold]")
     try:
         out_dir = crawl(cfg, progress=progress, scheduler=scheduler)
-    except (CrawlError, ConfigError) as exc:
+    except ConfigError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(code=1) from None
+    except CrawlError as exc:
         console.print(f"[red]error:[/red] {exc}")
         console.print("re-run the same command to resume; finished pages are not fetched again")
         raise typer.Exit(code=1) from None
