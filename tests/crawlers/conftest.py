@@ -15,6 +15,14 @@ def demo():
         yield site
 
 
+@pytest.fixture(scope="module")
+def own_demo():
+    """A demo site of one test module's own: its one-shot troubles (a 429 and a 500, once each) stay unspent on
+    the shared site, whose full crawl (`demo_crawl`) counts them."""
+    with running_demo_site(articles=60, seed=0, photo_size="small") as site:
+        yield site
+
+
 @pytest.fixture(scope="session")
 def demo_config(demo, tmp_path_factory) -> CrawlConfig:
     return fast_config(demo_sources(demo.base_url), tmp_path_factory.mktemp("demo-raw"))

@@ -24,6 +24,12 @@ from crawlers.urllist import host_shard
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.fixture(scope="module")
+def demo(own_demo):
+    """Not the shared site: fetching its images here would spend the troubles its full crawl counts."""
+    return own_demo
+
+
 def _dask() -> str:
     exe = Path(sys.executable).with_name("dask")
     return str(exe) if exe.exists() else shutil.which("dask") or pytest.fail("the `dask` command is not installed")

@@ -16,6 +16,12 @@ from data_schemas import reasons as R
 from data_schemas.faults import ENV_AT
 
 
+@pytest.fixture(scope="module")
+def demo(own_demo):
+    """Not the shared site: fetching its images here would spend the troubles its full crawl counts."""
+    return own_demo
+
+
 def list_truth(demo) -> dict[str, object]:
     """image URL -> the demo's truth for it, for images whose fate a URL list decides by the image alone: kept or
     dropped by the clean stage (fetched), or opted out by the image response itself."""

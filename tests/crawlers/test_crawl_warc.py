@@ -17,6 +17,12 @@ from data_schemas.faults import ENV_AT
 
 
 @pytest.fixture(scope="module")
+def demo(own_demo):
+    """Not the shared site: fetching its images here would spend the troubles its full crawl counts."""
+    return own_demo
+
+
+@pytest.fixture(scope="module")
 def pages(demo):
     return demo_pages(demo)
 
