@@ -9,6 +9,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from scrapy.exceptions import DownloadCancelledError, DownloadTimeoutError
 from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet.defer import Deferred
 from twisted.internet.error import TCPTimedOutError, TimeoutError
@@ -18,11 +19,6 @@ from zope.interface import implementer
 from crawlers.extract.records import ImageRef
 from crawlers.optout import image_opt_out
 from data_schemas import CAPTION_PREFERENCE, row_id
-
-try:  # Scrapy >= 2.13 raises its own exception types from the download handler
-    from scrapy.exceptions import DownloadCancelledError, DownloadTimeoutError
-except ImportError:  # pragma: no cover - older Scrapy
-    DownloadCancelledError = DownloadTimeoutError = ()  # type: ignore[assignment,misc]
 
 _RANK = {origin: i for i, origin in enumerate(CAPTION_PREFERENCE)}
 _OCTET = {"application/octet-stream", "binary/octet-stream", ""}
@@ -94,10 +90,9 @@ def classify_image(status: int, headers, body: bytes, *, agent: str) -> tuple[st
 
 def error_kind(exc: BaseException) -> str:
     """Map a download exception to one of `reasons.FETCH_ERRORS`."""
-    if DownloadCancelledError and isinstance(exc, DownloadCancelledError):
+    if isinstance(exc, DownloadCancelledError):
         return "too_large"
-    if isinstance(exc, (TimeoutError, TCPTimedOutError)) or (DownloadTimeoutError
-                                                             and isinstance(exc, DownloadTimeoutError)):
+    if isinstance(exc, (TimeoutError, TCPTimedOutError, DownloadTimeoutError)):
         return "timeout"
     text = str(exc).lower()  # Scrapy's wording differs by place: "max size", "DOWNLOAD_MAXSIZE", "maxsize"
     if "maxsize" in text or "max size" in text:  # cut while downloading, or while decompressing (gzip bombs)

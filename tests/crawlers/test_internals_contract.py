@@ -12,6 +12,7 @@ import asyncio
 import inspect
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -165,3 +166,22 @@ def test_unknown_switch_names_fail_loudly():
     with pytest.raises(ValueError, match="unknown trick"):
         internals._switches("safe_url,no_such_trick")
     assert internals._switches("gc_tune") == {n: n != "gc_tune" for n in internals.SWITCHES}
+
+
+def test_private_library_state_is_touched_only_in_internals():
+    """`._name` on anything but our own attributes and methods appears in `crawlers/internals.py` only."""
+    files = subprocess.run(["git", "ls-files", ":(glob)crawlers/*.py", ":(glob)crawlers/spiders/*.py"], cwd=REPO,
+                           capture_output=True, text=True, check=True).stdout.split()
+    texts = {f: (REPO / f).read_text() for f in files}
+    # our own names: defined by def/class, or assigned (not merely read) on self or at module level
+    ours = {name for text in texts.values()
+            for match in re.findall(r"(?:def |class )(_[a-z]\w*)|self\.(_[a-z]\w*) *=(?!=)|^(_[a-z]\w*) *[:=]", text,
+                                    re.M) for name in match if name}
+    found = [f"{f}: {m.group(0)}" for f, text in texts.items() if f != "crawlers/internals.py"
+             for m in re.finditer(r"[\w)\]]\.(_[a-z]\w*)", text) if m.group(1) not in ours]
+    found += [f"{f}: {m.group(0)}" for f, text in texts.items() if f != "crawlers/internals.py"
+              for m in re.finditer(r"^from (?:scrapy|twisted)\S* import .*\b_\w+", text, re.M)]
+    found += [f"{f}: {word}" for f, text in texts.items() if f != "crawlers/internals.py"
+              for word in ("meta_path", "gc.", "logging.root", "nextcall", "downloader.slots")
+              if word in text]
+    assert found == [], f"private Scrapy/Twisted/CPython state outside crawlers/internals.py: {found}"
