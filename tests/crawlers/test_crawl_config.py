@@ -36,6 +36,7 @@ def test_example_config_loads_and_round_trips(tmp_path):
     ("out: x\nsources: [\n", "not valid YAML"),
     ("out: x\nsources:\n  - {name: a, kind: news, feeds: [u], max_seconds: 0}\n", "max_seconds must be > 0"),
     ("out: x\nscrapy_settings: [DNS_TIMEOUT]\nsources:\n  - {name: a, kind: news, feeds: [u]}\n", "scrapy_settings"),
+    ("out: x\nbenchmark: true\nsources:\n  - {name: a, kind: news, feeds: [u]}\n", "autothrottle: false"),
 ])
 def test_config_errors_name_the_problem(tmp_path, yaml_text, message):
     path = tmp_path / "c.yaml"
