@@ -4,6 +4,7 @@ Stages never import each other; they agree only on what is in this package.  See
 every field.
 """
 
+from data_schemas import storage
 from data_schemas.blocklist import BLOCKLIST_NAME, BlockEntry, Blocklist
 from data_schemas.faults import fault_point
 from data_schemas.io import (
@@ -86,5 +87,6 @@ __all__ = [
     "schema_version",
     "score_part_name",
     "scores_dir",
+    "storage",
     "validate",
 ]

@@ -107,10 +107,13 @@ class ImageFetcher:
         fetch.addBoth(lambda _: self.fetches.discard(fetch))
 
     def _referer(self, page_url: str, url: str) -> dict[str, str]:
-        """What Scrapy's RefererMiddleware would send for a request made from the page (never https -> http)."""
-        if not self.send_referer or (page_url.startswith("https:") and url.startswith("http:")):
+        """What Scrapy's RefererMiddleware would send for a request made from the page (never https -> http).
+        A URL list's accounting key is `<page>#<id>`: the Referer is the page, and none when the list names no
+        page."""
+        page = page_url.split("#", 1)[0]
+        if not self.send_referer or not page or (page_url.startswith("https:") and url.startswith("http:")):
             return {}
-        return {"Referer": page_url.split("#", 1)[0]}
+        return {"Referer": page}
 
     async def _download(self, request: SafeUrlRequest) -> None:
         url = request.meta["mm_image"]

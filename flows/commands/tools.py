@@ -1,4 +1,5 @@
-"""`mmpipe inspect | verify | takedown | export`: thin wrappers over `pipeline.tools`, imported inside each command."""
+"""`mmpipe inspect | verify | takedown | export | browse`: thin wrappers over `pipeline.tools`, imported inside
+each command."""
 
 from __future__ import annotations
 
@@ -125,9 +126,9 @@ def takedown_cmd(
 
 
 def export_cmd(
-    dataset: Annotated[Path, typer.Argument(help="The CLEAN dataset dir to export.")],
+    dataset: Annotated[str, typer.Argument(help="The CLEAN dataset dir (or s3:// URL) to export.")],
     format: Annotated[ExportFormat, typer.Option("--format", help="Output format.")],
-    out: Annotated[Path, typer.Option("--out", help="Output folder (empty, or use --overwrite).")],
+    out: Annotated[str, typer.Option("--out", help="Output folder or URL (empty, or use --overwrite).")],
     split: Annotated[Split, typer.Option(help="Which split to export.")] = Split.all,
     samples_per_shard: Annotated[int, typer.Option(help="Samples per output shard.")] = 1000,
     with_images: Annotated[bool, typer.Option(help="img2dataset-parquet: include the `jpg` column.")] = False,
@@ -136,6 +137,7 @@ def export_cmd(
     """Write webdataset tars (open_clip) or img2dataset-style parquet."""
     from rich.progress import Progress
 
+    from data_schemas import storage
     from pipeline.tools import export_dataset
 
     with Progress(console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
@@ -143,9 +145,31 @@ def export_cmd(
         path = _run(export_dataset, dataset, format=format.value, out=out, split=split.value,
                     samples_per_shard=samples_per_shard, with_images=with_images, overwrite=overwrite,
                     progress=lambda n: bar.advance(task, n))
-    info = json.loads((path / "export.json").read_text())
+    info = json.loads(storage.read_text(storage.join(path, "export.json")))
     console.print(Text.assemble(("exported ", "green"), f"{info['samples']:,} samples in {len(info['shards'])} "
                                 f"shard(s) ({format.value}, split {split.value}) to {path}"))
+
+
+def browse_cmd(
+    dataset: Annotated[Path, typer.Argument(help="The CLEAN dataset dir to browse.")],
+    run: Annotated[Path | None, typer.Option("--run", help="A training run: text-to-image search and 'more like "
+                                             "this' with its model (scores missing rows first).")] = None,
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8765,
+    host: Annotated[str, typer.Option(help="Address to bind (default: this machine only).")] = "127.0.0.1",
+    device: Annotated[str, typer.Option(help="With --run: auto, cpu or cuda.")] = "auto",
+) -> None:
+    """A local web app over the dataset: images, filters, search, SQL, drop reasons, duplicates, plots, takedown."""
+    from pipeline.tools.browse import browse
+
+    search = None
+    if run is not None:
+        from flows.browse_search import run_search
+
+        search = _run(run_search, dataset, run, device=device, progress=err_console.is_terminal)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        err_console.print(f"warning: listening on {host}: anyone who can reach it can browse this dataset")
+    console.print(Text.assemble(("browse ", "green"), f"{dataset} at http://{host}:{port}/ (Ctrl+C to stop)"))
+    _run(browse, dataset, host=host, port=port, search=search)
 
 
 def register(app: typer.Typer) -> None:
@@ -153,3 +177,4 @@ def register(app: typer.Typer) -> None:
     app.command("verify")(verify_cmd)
     app.command("takedown")(takedown_cmd)
     app.command("export")(export_cmd)
+    app.command("browse")(browse_cmd)
