@@ -38,6 +38,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from benchmarks.scrapy_floor import OWN_SITE_TUNING  # noqa: E402
 from crawlers.config import CrawlConfig, SourceConfig  # noqa: E402
 from crawlers.stage import crawl_source  # noqa: E402
 
@@ -191,9 +192,9 @@ def run_ours(base: str, work: Path, concurrency: int, processes: int, *,
     shutil.rmtree(out, ignore_errors=True)
     source = SourceConfig(name="bench-news", kind="news", sitemaps=[f"{base}/sitemap.xml"], follow_links=False,
                           page_text=True, processes=processes)
-    config = CrawlConfig(sources=[source], out=out, allow_private=True, benchmark=True, concurrency=concurrency,
+    config = CrawlConfig(sources=[source], out=out, allow_private=True, concurrency=concurrency,
                          per_domain_concurrency=concurrency, incremental=False, log_level="WARNING",
-                         download_timeout=60, transport=transport)
+                         download_timeout=60, transport=transport, **OWN_SITE_TUNING)
     log(f"our crawl: {processes} process(es) x concurrency {concurrency}, {transport} transport, sitemap -> pages "
         f"-> images -> RAW Parquet in {out}")
     t0 = time.monotonic()

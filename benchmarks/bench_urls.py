@@ -47,15 +47,16 @@ def write_list(site_dir: Path, base: str, path: Path) -> int:
 
 
 def run_ours(url_list: Path, work: Path, *, concurrency: int) -> dict:
+    from benchmarks.scrapy_floor import OWN_SITE_TUNING
     from crawlers.config import CrawlConfig, SourceConfig
     from crawlers.stage import crawl_source
 
     out = work / "raw"
     shutil.rmtree(out, ignore_errors=True)
     source = SourceConfig(name="bench-urls", kind="urls", paths=[str(url_list)], processes=2)
-    config = CrawlConfig(sources=[source], out=out, allow_private=True, benchmark=True, concurrency=concurrency,
+    config = CrawlConfig(sources=[source], out=out, allow_private=True, concurrency=concurrency,
                          per_domain_concurrency=concurrency, incremental=False, log_level="WARNING",
-                         download_timeout=60)
+                         download_timeout=60, **OWN_SITE_TUNING)
     t0 = time.monotonic()
     summary = crawl_source(config, "bench-urls")
     wall = time.monotonic() - t0

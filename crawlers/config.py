@@ -132,7 +132,7 @@ class CrawlConfig:
     user_agent: str = DEFAULT_USER_AGENT
     concurrency: int = 32  # CONCURRENT_REQUESTS of each source process
     per_domain_concurrency: int = 8  # CONCURRENT_REQUESTS_PER_DOMAIN
-    autothrottle: bool = True  # AutoThrottle (off in benchmark mode)
+    autothrottle: bool = True  # AutoThrottle; off only for your own sites on a fast link (the crawl benchmark)
     autothrottle_target: float = 4.0  # AUTOTHROTTLE_TARGET_CONCURRENCY
     download_delay: float = 0.0  # minimum delay between requests to one domain
     download_timeout: float = 30.0
@@ -152,7 +152,6 @@ class CrawlConfig:
     parallel_sources: int = 2  # source processes run at once by `crawl()`
     image_cache_bytes: int = 256 * 1024 * 1024  # in-memory cache of fetched images shared by several pages
     transport: str = "aiohttp"  # HTTP client under Scrapy's downloader: aiohttp (faster) or twisted (Scrapy's default)
-    benchmark: bool = False  # loopback benchmark: no AutoThrottle, high concurrency
     log_level: str = "INFO"
     # extra Scrapy settings, applied last, except those the safety policy protects (crawlers/policy.py)
     scrapy_settings: dict[str, Any] = field(default_factory=dict)

@@ -1,37 +1,26 @@
-"""Fetching and judging responses: image sniffing, `X-Robots-Tag`, TDMRep and `Retry-After` parsing, error kinds,
-RAW row construction, and address resolution for the safety check."""
+"""Fetching and judging responses: image sniffing and classification (its opt-outs decided by `crawlers.optout`),
+`Retry-After` parsing, error kinds, RAW row construction, and address resolution for the safety check."""
 
 from __future__ import annotations
 
 import email.utils
-import ipaddress
-import json
-import re
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from scrapy.exceptions import IgnoreRequest
+from scrapy.exceptions import DownloadCancelledError, DownloadTimeoutError
 from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet.defer import Deferred
-from twisted.internet.error import ConnectError, DNSLookupError, TCPTimedOutError, TimeoutError
+from twisted.internet.error import TCPTimedOutError, TimeoutError
 from twisted.internet.interfaces import IResolutionReceiver
 from zope.interface import implementer
 
 from crawlers.extract.records import ImageRef
+from crawlers.optout import image_opt_out
 from data_schemas import CAPTION_PREFERENCE, row_id
-from data_schemas import reasons as R
 
-try:  # Scrapy >= 2.13 raises its own exception types from the download handler
-    from scrapy.exceptions import DownloadCancelledError, DownloadTimeoutError
-except ImportError:  # pragma: no cover - older Scrapy
-    DownloadCancelledError = DownloadTimeoutError = ()  # type: ignore[assignment,misc]
-
-OPT_OUT_DIRECTIVES = frozenset({"noai", "noimageai"})
 _RANK = {origin: i for i, origin in enumerate(CAPTION_PREFERENCE)}
-_UA_SCOPED = re.compile(r"^\s*([A-Za-z0-9_.*-]+)\s*:\s*(.*)$")
-_VALUED = {"unavailable_after", "max-snippet", "max-image-preview", "max-video-preview"}
 _OCTET = {"application/octet-stream", "binary/octet-stream", ""}
 
 
@@ -88,27 +77,11 @@ def sniff_image(body: bytes) -> str | None:
     return None
 
 
-def robots_directives(values: list[bytes] | None, *, agent: str = "mmpipe") -> frozenset[str]:
-    """Directives of `X-Robots-Tag` header values that apply to us (unscoped, `*`, or our agent token)."""
-    out: set[str] = set()
-    for raw in values or []:
-        text = raw.decode("latin-1") if isinstance(raw, bytes) else raw
-        m = _UA_SCOPED.match(text)
-        if m and m.group(1).lower() not in _VALUED:
-            if m.group(1).lower() not in (agent.lower(), "*"):
-                continue
-            text = m.group(2)
-        out.update(d.strip().lower() for d in text.split(",") if d.strip())
-    return frozenset(out)
-
-
 def classify_image(status: int, headers, body: bytes, *, agent: str) -> tuple[str | None, ImageResult]:
     """(drop reason or None, result) of an image response; fetch errors still make a result (a RAW row)."""
-    directives = robots_directives(headers.getlist(b"X-Robots-Tag"), agent=agent)
-    if directives & OPT_OUT_DIRECTIVES:
-        return R.OPT_OUT_IMAGE, ImageResult(None, None, status, None)
-    if headers.get(b"tdm-reservation", b"").strip() == b"1":
-        return R.OPT_OUT_TDMREP, ImageResult(None, None, status, None)
+    reason, directives = image_opt_out(headers, agent=agent)
+    if reason is not None:
+        return reason, ImageResult(None, None, status, None)
     opt_out = tuple(sorted(directives))
     if status >= 400:
         return None, ImageResult(None, None, status, "http_error", opt_out)
@@ -121,37 +94,16 @@ def classify_image(status: int, headers, body: bytes, *, agent: str) -> tuple[st
 
 def error_kind(exc: BaseException) -> str:
     """Map a download exception to one of `reasons.FETCH_ERRORS`."""
-    if DownloadCancelledError and isinstance(exc, DownloadCancelledError):
+    if isinstance(exc, DownloadCancelledError):
         return "too_large"
-    if isinstance(exc, (TimeoutError, TCPTimedOutError)) or (DownloadTimeoutError
-                                                             and isinstance(exc, DownloadTimeoutError)):
+    if isinstance(exc, (TimeoutError, TCPTimedOutError, DownloadTimeoutError)):
         return "timeout"
     text = str(exc).lower()  # Scrapy's wording differs by place: "max size", "DOWNLOAD_MAXSIZE", "maxsize"
     if "maxsize" in text or "max size" in text:  # cut while downloading, or while decompressing (gzip bombs)
         return "too_large"
     if "max redirections" in text:  # RedirectMiddleware: REDIRECT_MAX_TIMES hops, e.g. a redirect loop
         return "too_many_redirects"
-    if isinstance(exc, (ConnectError, DNSLookupError, IgnoreRequest)):
-        return "connection_error"
     return "connection_error"
-
-
-def parse_tdmrep(body: bytes) -> list[tuple[re.Pattern, bool]]:
-    """[(path pattern, reserved)] in file order; `location` uses robots.txt-style `*` and `$`."""
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return []
-    rules = []
-    for rule in data if isinstance(data, list) else []:
-        if not isinstance(rule, dict) or not isinstance(rule.get("location"), str):
-            continue
-        loc = rule["location"].strip()
-        loc = re.sub(r"^https?://[^/]+", "", loc) or "/"
-        regex = re.escape(loc).replace(r"\*", ".*")
-        regex = regex[:-2] + "$" if regex.endswith(r"\$") else regex
-        rules.append((re.compile(regex), str(rule.get("tdm-reservation", "0")).strip() in ("1", "true", "True")))
-    return rules
 
 
 def retry_after_seconds(value: bytes | str | None) -> float | None:
@@ -214,13 +166,6 @@ class ImageCache:
         while self.bytes > self.max_bytes and len(self.items) > 1:
             _, old = self.items.popitem(last=False)
             self.bytes -= old.size
-
-
-def is_public_ip(ip: str) -> bool:
-    addr = ipaddress.ip_address(ip)
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped:
-        addr = addr.ipv4_mapped
-    return addr.is_global and not addr.is_multicast
 
 
 @implementer(IResolutionReceiver)

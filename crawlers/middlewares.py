@@ -13,7 +13,6 @@ import logging
 import re
 import time
 
-from scrapy.downloadermiddlewares.robotstxt import RobotsTxtMiddleware
 from scrapy.exceptions import IgnoreRequest, NotConfigured
 from scrapy.http import Request, Response, TextResponse
 from scrapy.http.request import NO_CALLBACK
@@ -21,7 +20,9 @@ from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.httpobj import urlparse_cached
 from twisted.internet.defer import Deferred
 
-from crawlers.fetch import error_kind, is_public_ip, parse_tdmrep, resolve_all, retry_after_seconds
+from crawlers.fetch import error_kind, resolve_all, retry_after_seconds
+from crawlers.internals import MISSING, RobotsTxtBase
+from crawlers.optout import address_allowed, document_opt_out, local_name, parse_tdmrep, tdmrep_reserved
 from crawlers.spiders.deadline import time_left
 from data_schemas import Blocklist
 from data_schemas import reasons as R
@@ -39,7 +40,6 @@ class PolicyDrop(IgnoreRequest):
 
 PRIVATE_ADDRESS = "private_address"  # error kind: refused because the host resolves to a non-public address
 PRIVATE_CONNECTED = "private_address_connected"  # error kind: the response came from a non-public address
-_MISSING = object()
 
 
 class _AddressPolicy:
@@ -56,12 +56,7 @@ class _AddressPolicy:
         return cls(crawler)
 
     def allowed(self, ip: str) -> bool:
-        if is_public_ip(ip):
-            return True
-        addr = ipaddress.ip_address(ip)
-        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped:
-            addr = addr.ipv4_mapped
-        return any(addr in net for net in self.networks)
+        return address_allowed(ip, self.networks)
 
 
 class AddressSafetyMiddleware(_AddressPolicy):
@@ -89,8 +84,7 @@ class AddressSafetyMiddleware(_AddressPolicy):
             return self.allowed(host.strip("[]"))
         except ValueError:
             pass
-        if not self.networks and (host.lower() in ("localhost", "localhost.localdomain")
-                                  or host.lower().endswith(".localhost")):
+        if not self.networks and local_name(host):
             return False
         try:
             addresses = await resolve_all(host)
@@ -143,7 +137,7 @@ class _Unreachable:
         return False
 
 
-class CountingRobotsTxtMiddleware(RobotsTxtMiddleware):
+class CountingRobotsTxtMiddleware(RobotsTxtBase):
     """Scrapy's robots.txt middleware, but a refusal carries `reasons.ROBOTS_DISALLOWED` (or `ROBOTS_UNREACHABLE`)
     to the errback, a host whose robots.txt is already parsed is checked synchronously (no coroutine per request),
     RFC 9309's status rules apply (4xx: no rules; 5xx, 429, timeouts and connection errors: disallow everything;
@@ -162,12 +156,12 @@ class CountingRobotsTxtMiddleware(RobotsTxtMiddleware):
             return self._sitemaps_response(request) if request.meta.get("mm_robots_sitemaps") else None
         parts = urlparse_cached(request)
         if self.ignored_hosts and (parts.hostname or "") in self.ignored_hosts:
-            self._stats.inc_value("mmpipe/robots/ignored")
+            self.stats.inc_value("mmpipe/robots/ignored")
             return None
-        parser = self._parsers.get(parts.netloc, _MISSING)
+        parser = self.cached_parser(parts.netloc)
         if parser is None:  # robots.txt could not be fetched for a policy reason: the request meets it itself
             return None
-        if parser is not _MISSING and not isinstance(parser, Deferred):
+        if parser is not MISSING and not isinstance(parser, Deferred):
             self.process_request_2(parser, request)
             return None
         return super().process_request(request)
@@ -193,35 +187,34 @@ class CountingRobotsTxtMiddleware(RobotsTxtMiddleware):
         except IgnoreRequest as exc:
             raise PolicyDrop(R.ROBOTS_DISALLOWED, f"{request.url} is disallowed by robots.txt") from exc
 
-    async def _parse_robots(self, response: Response, netloc: str, request: Request) -> None:
+    def robots_response(self, response: Response, netloc: str) -> Response | None:
         if response.status >= 500 or response.status == 429:  # 429 too, as Google reads it: "come back later"
-            self._stats.inc_value(f"robotstxt/response_status_count/{response.status}")
+            self.stats.inc_value(f"robotstxt/response_status_count/{response.status}")
             self._unreachable(netloc, f"HTTP {response.status}")
-            return
+            return None
         if response.status >= 400:  # unavailable (RFC 9309 2.3.1.3): no rules, whatever the error page says
-            response = response.replace(body=b"")
-        elif len(response.body) > ROBOTS_MAX_BYTES:
+            return response.replace(body=b"")
+        if len(response.body) > ROBOTS_MAX_BYTES:
             head = response.body[:ROBOTS_MAX_BYTES]
-            response = response.replace(body=head[:head.rfind(b"\n") + 1] or head)
-            self._stats.inc_value("mmpipe/robots/truncated")
-        await super()._parse_robots(response, netloc, request)
+            self.stats.inc_value("mmpipe/robots/truncated")
+            return response.replace(body=head[:head.rfind(b"\n") + 1] or head)
+        return response
 
-    def _robots_error(self, exc: Exception, netloc: str) -> None:
+    def robots_failed(self, exc: Exception, netloc: str) -> bool:
         """A policy refusal (address, blocklist) or a redirect chain past the limit (RFC 9309 2.3.1.2: may be
         taken as unavailable) leave the host without rules, as in Scrapy; any other failure is unreachable."""
         if isinstance(exc, PolicyDrop) or "max redirections" in str(exc).lower():
-            super()._robots_error(exc, netloc)
-            return
-        self._stats.inc_value(f"robotstxt/exception_count/{type(exc)}")
+            return True
+        self.stats.inc_value(f"robotstxt/exception_count/{type(exc)}")
         self._unreachable(netloc, error_kind(exc))
+        return False
 
     def _unreachable(self, netloc: str, why: str) -> None:
         logger.warning("robots.txt of %s is unreachable (%s): the host is disallowed for this crawl "
                        "(RFC 9309 2.3.1.4)", netloc, why)
-        self._stats.inc_value("mmpipe/robots/unreachable")
+        self.stats.inc_value("mmpipe/robots/unreachable")
         rules = _Unreachable(why)
-        waiting = self._parsers[netloc]
-        self._parsers[netloc] = rules
+        waiting = self.replace_parser(netloc, rules)
         if isinstance(waiting, Deferred):
             waiting.callback(rules)
 
@@ -253,19 +246,16 @@ class TDMRepMiddleware:
 
     @staticmethod
     def _check(rules: list[tuple[re.Pattern, bool]], request: Request) -> None:
-        path = urlparse_cached(request).path or "/"
-        for pattern, reserved in rules:
-            if pattern.match(path):
-                if reserved:
-                    raise PolicyDrop(R.OPT_OUT_TDMREP, f"{request.url}: TDM rights reserved by tdmrep.json")
-                return
+        if tdmrep_reserved(rules, urlparse_cached(request).path):
+            raise PolicyDrop(R.OPT_OUT_TDMREP, f"{request.url}: TDM rights reserved by tdmrep.json")
 
     def process_response(self, request: Request, response: Response, spider=None) -> Response:
         """Discovery documents with the header are refused here; pages and images are judged by the spider,
         which knows how many (page, image) pairs the refusal drops."""
-        if request.meta.get("mm_kind") in ("discovery", "listing", "api") and \
-                response.headers.get(b"tdm-reservation", b"").strip() == b"1":
-            raise PolicyDrop(R.OPT_OUT_TDMREP, f"{request.url}: tdm-reservation header")
+        if request.meta.get("mm_kind") in ("discovery", "listing", "api"):
+            reason = document_opt_out(response.headers)
+            if reason is not None:
+                raise PolicyDrop(reason, f"{request.url}: tdm-reservation header")
         return response
 
     async def _rules(self, request: Request) -> list[tuple[re.Pattern, bool]]:

@@ -44,6 +44,8 @@ PROTECTED_PREFIXES = ("TELNETCONSOLE_", "REMOTE_CONTROL_", "MMPIPE_", "FEED_", "
 REMOVED_FIELDS = {
     "obey_robots": "robots.txt is always obeyed; for sites you run yourself, list their hosts in the source's "
                    "`ignore_robots: [host, ...]` (logged, and listed in the crawl summary)",
+    "benchmark": "there is no benchmark mode: for your own sites on a fast link set `autothrottle: false` (and "
+                 "any Scrapy setting the policy allows under `scrapy_settings`)",
 }
 # CrawlConfig fields a flow run's parameters (`crawl.options`) may not set.
 FLOW_FORBIDDEN_OPTIONS = {

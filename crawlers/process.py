@@ -6,14 +6,11 @@ Imported by `crawlers.run` only after it has hidden the libraries the crawl proc
 from __future__ import annotations
 
 import fcntl
-import gc
-import logging
 import sys
 from pathlib import Path
 
-from scrapy import signals
-
 from crawlers.config import CrawlConfig
+from crawlers.internals import quiet_root_logger, tune_gc
 from crawlers.progress import emit
 from crawlers.settings import scrapy_settings
 from crawlers.spiders import SPIDERS
@@ -21,7 +18,6 @@ from crawlers.spiders.base import lock_file, shard_tag
 from crawlers.summary import source_summary, summaries_dir
 from data_schemas import atomic_write_json
 
-GC_YOUNG = 200_000  # net new container objects between young-generation collections (CPython's default: 700)
 OK_FINISH = {"finished", "closespider_timeout", "closespider_pagecount", "closespider_itemcount", "shutdown"}
 
 
@@ -51,8 +47,8 @@ def run_source(config: CrawlConfig, name: str, shard: int = 0) -> int:
     process = CrawlerProcess(scrapy_settings(config, source, log_file=log_file), install_root_handler=True)
     crawler = process.create_crawler(load_object(SPIDERS[source.kind]))
     process.crawl(crawler, config=config, source=source, shard=shard)
-    _quiet_root_logger(crawler)
-    _tune_gc()
+    quiet_root_logger(crawler)
+    tune_gc()
     process.start()
     try:
         stats = crawler.stats.get_stats()
@@ -69,28 +65,3 @@ def run_source(config: CrawlConfig, name: str, shard: int = 0) -> int:
         print(f"source '{name}' ended with '{summary['finish_reason']}'; see {log_file}", file=sys.stderr)
         return 1
     return 0
-
-
-def _quiet_root_logger(crawler) -> None:
-    """Scrapy leaves the root logger at NOTSET and filters in its handler, so every DEBUG message (a "Crawled
-    (200)" line per request among them) is built into a record before the handler drops it: ~2% of the CPU of
-    a crawl.  The root logger at the configured level drops them first.  (Set when the engine starts: applying
-    the crawler's settings installs Scrapy's handler again, which resets the level.)"""
-
-    def set_level() -> None:
-        logging.root.setLevel(crawler.settings.get("LOG_LEVEL"))
-
-    crawler.signals.connect(set_level, signal=signals.engine_started, weak=False)
-
-
-def _tune_gc() -> None:
-    """A crawl allocates and frees millions of short-lived containers (requests, responses, Deferreds, futures),
-    and CPython's default collector (a young-generation pass every 700 net allocations; full passes over every
-    object, the ~88,000 of Scrapy's, Twisted's, aiohttp's and pyarrow's modules included) took about a sixth of
-    each crawl process's CPU on the benchmark (4.7 of ~27 CPU-s).  Freezing what exists at start-up keeps the full
-    passes off it.  A young pass once the tracked objects have grown by 200,000 means none ran during the
-    benchmark's crawl (50,000: twelve, 0.7 CPU-s), at the same peak memory (521 vs 523 MB per process): most
-    objects die by reference count first.  Cyclic garbage is still collected, in batches of at most that many
-    objects."""
-    gc.freeze()
-    gc.set_threshold(GC_YOUNG, 10, 10)

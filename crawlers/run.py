@@ -14,28 +14,15 @@ import sys
 from pathlib import Path
 
 
-class _Unused:
-    """pyarrow imports numpy (if installed) when it loads, and pandas on its first `pa.array()`, only to recognise
-    their types among its inputs: ~0.15 s and ~1.5 s of CPU per source process for libraries the crawler never
-    uses or hands to pyarrow.  Hiding them from this process makes pyarrow skip both."""
-
-    names = ("pandas", "numpy")
-
-    @classmethod
-    def find_spec(cls, name, path=None, target=None):
-        if name.partition(".")[0] in cls.names:
-            raise ModuleNotFoundError(f"{name} is not used by the crawl process", name=name)
-        return None
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m crawlers.run", description=__doc__)
     parser.add_argument("--config-json", required=True, type=Path, help="CrawlConfig.to_dict() as JSON")
     parser.add_argument("--source", required=True)
     parser.add_argument("--shard", type=int, default=0, help="which of the source's `processes` this one is")
     args = parser.parse_args(argv)
-    if not any(name in sys.modules for name in _Unused.names):
-        sys.meta_path.insert(0, _Unused)
+    from crawlers.internals import hide_unused_modules
+
+    hide_unused_modules()  # pyarrow need not load numpy/pandas here (crawlers/internals.py)
     from crawlers.config import ConfigError, CrawlConfig  # after the hook: it imports pyarrow
     from crawlers.process import run_source
 

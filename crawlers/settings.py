@@ -5,18 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from scrapy.settings import default_settings
-
-from crawlers import policy
+from crawlers import internals, policy
 from crawlers.config import ConfigError, CrawlConfig, SourceConfig
 from crawlers.transport import download_handlers
 
 _MW = "crawlers.middlewares"
-_TUNNEL_ERROR = "scrapy.core.downloader.handlers.http11.TunnelError"
 
 
 def scrapy_settings(config: CrawlConfig, source: SourceConfig, *, log_file: Path | None = None) -> dict[str, Any]:
-    bench = config.benchmark
     settings: dict[str, Any] = {
         "BOT_NAME": "mmpipe",
         "USER_AGENT": config.user_agent,
@@ -24,8 +20,8 @@ def scrapy_settings(config: CrawlConfig, source: SourceConfig, *, log_file: Path
         "ROBOTSTXT_USER_AGENT": config.user_agent.split("/", 1)[0] or "mmpipe",
         "CONCURRENT_REQUESTS": config.concurrency,
         "CONCURRENT_REQUESTS_PER_DOMAIN": config.per_domain_concurrency,
-        "DOWNLOAD_DELAY": 0.0 if bench else config.download_delay,
-        "AUTOTHROTTLE_ENABLED": config.autothrottle and not bench,
+        "DOWNLOAD_DELAY": config.download_delay,
+        "AUTOTHROTTLE_ENABLED": config.autothrottle,
         "AUTOTHROTTLE_TARGET_CONCURRENCY": config.autothrottle_target,
         "AUTOTHROTTLE_START_DELAY": max(config.download_delay, 0.25),
         "AUTOTHROTTLE_MAX_DELAY": 30.0,
@@ -79,19 +75,14 @@ def scrapy_settings(config: CrawlConfig, source: SourceConfig, *, log_file: Path
         # downloads in flight or queued at a max_seconds deadline end by then too
         "DOWNLOAD_HANDLERS": download_handlers(config.transport, deadline=source.max_seconds is not None),
     }
-    if config.transport == "aiohttp":  # only Twisted's client raises TunnelError, and loading it imports that
-        # client and its TLS stack: ~0.1 s of every process's start
-        settings["RETRY_EXCEPTIONS"] = [e for e in default_settings.RETRY_EXCEPTIONS if e != _TUNNEL_ERROR]
+    retry_exceptions = internals.retry_exceptions_for_aiohttp() if config.transport == "aiohttp" else None
+    if retry_exceptions is not None:  # only Twisted's client raises TunnelError (crawlers/internals.py)
+        settings["RETRY_EXCEPTIONS"] = retry_exceptions
     if source.max_seconds is not None:
         settings["CLOSESPIDER_TIMEOUT"] = source.max_seconds
     if log_file is not None:
         settings["LOG_FILE"] = str(log_file)
         settings["LOG_FILE_APPEND"] = True
-    if bench:  # loopback benchmark: no proxies, no Referer bookkeeping, one priority queue
-        settings["SCHEDULER_PRIORITY_QUEUE"] = "scrapy.pqueues.ScrapyPriorityQueue"
-        settings["HTTPPROXY_ENABLED"] = False
-        settings["REFERER_ENABLED"] = False
-        settings["DOWNLOADER_STATS"] = False  # per-request header-size bookkeeping (summary "requests" = 0)
     problems = policy.scrapy_settings_problems(config.scrapy_settings)  # also when validate() was skipped
     if problems:
         raise ConfigError("; ".join(problems))

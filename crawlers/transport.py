@@ -1,7 +1,7 @@
 """The HTTP transport under Scrapy's downloader: aiohttp (default) or Twisted's HTTP/1.1 client.
 
 Why aiohttp: per request, Twisted's client parses status lines, headers and chunks in Python; aiohttp does it in
-C.  On the crawl benchmark a bare Scrapy spider fetches the same 14,237 images faster through Scrapy's own
+C.  On the crawl benchmark a bare Scrapy spider fetches the same images faster through Scrapy's own
 (experimental) aiohttp handler, and our crawl gets faster by about the same CPU per request (BENCHMARKS.md).
 Everything above the handler stays Scrapy's: scheduler, middlewares (robots.txt, TDMRep, backoff, retries, address
 checks), stats and JOBDIR.  `transport: twisted` keeps Scrapy's default handler.
@@ -13,16 +13,12 @@ resolver (TWISTED_DNS_RESOLVER, cached per name), the same one `crawlers.fetch.r
 from __future__ import annotations
 
 import socket
-from typing import Any
 
-import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
-from scrapy.core.downloader.handlers._aiohttp import AiohttpDownloadHandler, _ClientResponse
-from scrapy.core.downloader.handlers._base_streaming import BaseStreamingDownloadHandler
-from scrapy.utils.ssl import _make_ssl_context
 
 from crawlers.config import TRANSPORTS
 from crawlers.fetch import resolve_all
+from crawlers.internals import AiohttpHandlerBase, aiohttp_usable
 from crawlers.spiders.deadline import DeadlineMixin
 
 _HERE = "crawlers.transport"
@@ -47,23 +43,11 @@ class ReactorResolver(AbstractResolver):
         return None
 
 
-class AiohttpHandler(AiohttpDownloadHandler):
-    """Scrapy's aiohttp handler, built on first use (aiohttp needs the running event loop, which the reactor
-    starts after the handlers are loaded) with the reactor's resolver and without aiohttp's own DNS cache."""
+class AiohttpHandler(AiohttpHandlerBase):
+    """Scrapy's aiohttp handler (`crawlers.internals.AiohttpHandlerBase`) with the reactor's resolver."""
 
-    lazy = True
-    experimental = False  # adopted deliberately: the crawl tests and the benchmark run through it
-
-    def __init__(self, crawler: Any):
-        BaseStreamingDownloadHandler.__init__(self, crawler)  # the parent's __init__ builds its own connector
-        self._ssl_context = _make_ssl_context(crawler.settings)
-        connector = aiohttp.TCPConnector(local_addr=self._bind_address, limit=self._pool_size_total,
-                                         limit_per_host=self._pool_size_per_host, resolver=ReactorResolver(),
-                                         use_dns_cache=False)
-        self._session = aiohttp.ClientSession(
-            connector=connector, cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False,
-            response_class=_ClientResponse,
-            skip_auto_headers=("Accept", "Accept-Encoding", "Content-Type", "User-Agent"))
+    def make_resolver(self) -> ReactorResolver:
+        return ReactorResolver()
 
 
 class DeadlineAiohttpHandler(DeadlineMixin, AiohttpHandler):
@@ -71,8 +55,8 @@ class DeadlineAiohttpHandler(DeadlineMixin, AiohttpHandler):
 
 
 def __getattr__(name: str):
-    """`DeadlineTwistedHandler`, built when Scrapy loads it: importing Scrapy's Twisted handler costs ~0.15 s of
-    start-up per process (its TLS context factory module), which an aiohttp crawl never needs."""
+    """`DeadlineTwistedHandler`, built when Scrapy loads it: importing Scrapy's Twisted handler adds to every
+    process's start-up (its TLS context factory module, BENCHMARKS.md), which an aiohttp crawl never needs."""
     if name != "DeadlineTwistedHandler":
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     from scrapy.core.downloader.handlers.http11 import HTTP11DownloadHandler
@@ -88,6 +72,8 @@ def download_handlers(transport: str, *, deadline: bool) -> dict[str, str]:
     """DOWNLOAD_HANDLERS for http(s); empty for Scrapy's default (Twisted without a deadline)."""
     if transport not in TRANSPORTS:
         raise ValueError(f"transport must be one of {TRANSPORTS}, got {transport!r}")
+    if transport == "aiohttp" and not aiohttp_usable():  # its trick is switched off (crawlers/internals.py)
+        transport = "twisted"
     if transport == "twisted" and not deadline:
         return {}
     name = {("aiohttp", False): "AiohttpHandler", ("aiohttp", True): "DeadlineAiohttpHandler",

@@ -15,7 +15,7 @@ from urllib.parse import urljoin
 
 from crawlers.extract.article import extract_article
 from crawlers.extract.records import ImageRef
-from crawlers.fetch import OPT_OUT_DIRECTIVES, robots_directives
+from crawlers.optout import OPT_OUT_DIRECTIVES, robots_directives
 from data_schemas import reasons as R
 
 

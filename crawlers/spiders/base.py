@@ -1,14 +1,13 @@
-"""What every mmpipe spider shares: image fetching (once per URL), row emission, drop/error counting, limits.
+"""What every mmpipe spider shares: page admission, drop/error counting, limits, lifecycle.
 
 Subclasses discover pages and turn each into a `PageCtx` plus `ImageRef`s (from a page object), then hand them
-to `dispatch`, which starts the image downloads still needed (straight to the downloader, `imagefetch.py`).
-Rows go straight to the `RawWriter` (no item pipeline hop per row: the crawl is I/O-bound and per-item overhead
-shows at thousands of images per second).
+to the spider's `ImageFetcher` (`self.images.dispatch`, `imagefetch.py`), which fetches each image once and
+writes the rows straight to the `RawWriter` (no item pipeline hop per row: the crawl is I/O-bound and per-item
+overhead shows at thousands of images per second).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import zlib
 from pathlib import Path
@@ -22,12 +21,12 @@ from scrapy.utils.defer import deferred_from_coro
 
 from crawlers.config import CrawlConfig, SourceConfig
 from crawlers.extract.records import ImageRef
-from crawlers.fetch import ImageCache, ImageResult, PageCtx, classify_image, error_kind, make_row
-from crawlers.middlewares import PRIVATE_ADDRESS, PRIVATE_CONNECTED, HostBackoff, PolicyDrop
+from crawlers.fetch import PageCtx, error_kind
+from crawlers.middlewares import HostBackoff, PolicyDrop
 from crawlers.spiders.deadline import Deadline
-from crawlers.spiders.imagefetch import DirectImageFetch
+from crawlers.spiders.imagefetch import UNSAFE, ImageFetcher
 from crawlers.state import CrawlState
-from crawlers.writer import RawWriter, read_stored_image
+from crawlers.writer import RawWriter
 from data_schemas import Blocklist
 from data_schemas import reasons as R
 
@@ -43,11 +42,9 @@ def lock_file(state_dir: Path, source: str, tag: str) -> Path:
     return Path(state_dir) / f"{source}{tag}.lock"
 PAGE_PRIORITY = 0
 DISCOVERY_PRIORITY = -10
-_UNSAFE = (PRIVATE_ADDRESS, PRIVATE_CONNECTED)  # address refusals: errors, not drops (nothing opted out)
-_TRANSIENT = (R.ROBOTS_UNREACHABLE,)  # refusals that may change: an image's pages stay unfinished for the next run
 
 
-class MMSpider(DirectImageFetch, scrapy.Spider):
+class MMSpider(scrapy.Spider):
     name = "mmpipe"
     handle_httpstatus_list = list(range(400, 600))  # error responses reach callbacks: they become rows/counts
 
@@ -57,13 +54,7 @@ class MMSpider(DirectImageFetch, scrapy.Spider):
         self.shard, self.shards = shard, source.processes
         self.agent = (config.user_agent.split("/", 1)[0] or "mmpipe").strip()
         self.blocklist = Blocklist.load(config.blocklist) if config.blocklist else Blocklist()
-        self.cache = ImageCache(config.image_cache_bytes)
-        self.waiting: dict[str, list[tuple[PageCtx, ImageRef]]] = {}  # image URL -> pairs waiting for it
-        self.fetching: set[str] = set()  # image URLs whose download or its handling is not finished
-        self.fetches: set = set()  # their Deferreds, held: the event loop holds tasks weakly
-        self.dropped_images: dict[str, str] = {}
         self.pages_scheduled = 0
-        self.images_requested = 0
         self.limits_hit: set[str] = set()  # max_pages / max_images / max_seconds / the discovery bounds
         self.discovery_made = 0
         self.deadline = Deadline(source.max_seconds)  # read by the download handler and BackoffMiddleware too
@@ -80,6 +71,7 @@ class MMSpider(DirectImageFetch, scrapy.Spider):
                                   rows_per_file=cfg.rows_per_file, bytes_per_file=cfg.bytes_per_file,
                                   flush_seconds=cfg.flush_seconds, count=spider.count,
                                   on_failure=spider._write_failed)
+        spider.images = ImageFetcher(spider)  # after the writer and the store, which it reads and writes
         crawler.signals.connect(spider._on_idle, signal=signals.spider_idle)
         crawler.signals.connect(spider._opened, signal=signals.spider_opened)
         crawler.signals.connect(spider._dropped, signal=signals.request_dropped)
@@ -151,7 +143,7 @@ class MMSpider(DirectImageFetch, scrapy.Spider):
             return
         if isinstance(exc, PolicyDrop):
             # a page refused before fetching: its images are unknown, so it counts once, and is listed
-            if exc.reason in _UNSAFE:
+            if exc.reason in UNSAFE:
                 self.count_error(exc.reason)
             else:
                 self.count_drop(exc.reason)
@@ -178,98 +170,6 @@ class MMSpider(DirectImageFetch, scrapy.Spider):
         """An opted-out page: every pair on it is counted under `reason`, the page is done without rows."""
         self.count_drop(reason, max(1, len(refs)))
         self.writer.expect(ctx.url, 0)
-
-    # --- images --------------------------------------------------------------------------------------------
-    def dispatch(self, ctx: PageCtx, refs: list[ImageRef]) -> None:
-        """Register the page's pairs and start fetching the images not already fetched or pending."""
-        self.writer.expect(ctx.url, len(refs))
-        for ref in refs:
-            if self.blocklist.blocks_url(ref.url):
-                self._drop_pair(ctx, R.BLOCKLISTED_URL)
-                continue
-            if ref.url in self.dropped_images:
-                self._drop_pair(ctx, self.dropped_images[ref.url])
-                continue
-            result = self._lookup(ref.url)
-            if result is not None:
-                self._emit(ctx, ref, result, first=False)
-                continue
-            if ref.url in self.waiting:
-                self.waiting[ref.url].append((ctx, ref))
-                continue
-            if self.source.max_images is not None and self.images_requested >= self.source.max_images:
-                self.hit_limit("max_images")  # the page stays incomplete, so the next run fetches it again
-                continue
-            self.waiting[ref.url] = [(ctx, ref)]
-            self.images_requested += 1
-            self._fetch_image(ref.url, page_url=ctx.url)
-
-    def _lookup(self, url: str) -> ImageResult | None:
-        result = self.cache.get(url)
-        if result is not None:
-            return result
-        row = self.writer.buffered_image(url)
-        if row is None:
-            loc = self.state.image_location(url)
-            row = read_stored_image(*loc) if loc else None
-            if row is not None:
-                self.count("images_reused_stored")
-        if row is None:
-            return None
-        result = ImageResult(row["image_bytes"], row["image_mime"], row["http_status"], row["fetch_error"])
-        self.cache.put(url, result)
-        return result
-
-    def parse_image(self, response: Response):
-        url = response.meta["mm_image"]
-        reason, result = classify_image(response.status, response.headers, response.body, agent=self.agent)
-        if (reason is None and result.body and self.blocklist.sha256
-                and self.blocklist.blocks_sha256(hashlib.sha256(result.body).hexdigest())):
-            reason = R.BLOCKLISTED_URL  # taken-down bytes, whatever URL they are served from now
-        self._resolve(url, reason, result)
-
-    def image_error(self, url: str, exc: BaseException) -> None:
-        if self.cut_by_limit(exc) or isinstance(exc, HostBackoff):
-            self.waiting.pop(url, None)  # its pages stay unfinished: the next run fetches them again
-            return
-        if isinstance(exc, PolicyDrop) and exc.reason in _TRANSIENT:
-            self.count_drop(exc.reason, len(self.waiting.pop(url, [])))  # pages unfinished, as above
-            return
-        if isinstance(exc, PolicyDrop):
-            if exc.reason in _UNSAFE:
-                self.count_error(exc.reason)
-            self._resolve(url, exc.reason, None)
-            return
-        kind = error_kind(exc)
-        logger.info("image %s failed: %s (%s)", url, kind, exc)
-        self._resolve(url, None, ImageResult(None, None, None, kind))
-
-    def _resolve(self, url: str, reason: str | None, result: ImageResult | None) -> None:
-        waiting = self.waiting.pop(url, [])
-        if reason is not None:
-            self.dropped_images[url] = reason
-            for ctx, _ref in waiting:
-                self._drop_pair(ctx, reason)
-            return
-        assert result is not None
-        if result.error:
-            self.count_error(f"image_{result.error}")
-        else:
-            self.count("images")
-            self.count("image_bytes", result.size)
-        self.cache.put(url, result)
-        for i, (ctx, ref) in enumerate(waiting):
-            self._emit(ctx, ref, result, first=i == 0)
-
-    def _drop_pair(self, ctx: PageCtx, reason: str) -> None:
-        if reason not in _UNSAFE:
-            self.count_drop(reason)
-        self.writer.drop(ctx.url)
-
-    def _emit(self, ctx: PageCtx, ref: ImageRef, result: ImageResult, *, first: bool) -> None:
-        row = make_row(source=self.source.name, kind=self.source.kind, ctx=ctx, ref=ref, result=result)
-        self.writer.add(row, first_fetch=first, page=ctx.url)
-        self.writer.maybe_flush()
 
     # --- lifecycle -----------------------------------------------------------------------------------------
     def _write_failed(self, exc: Exception) -> None:
@@ -299,7 +199,7 @@ class MMSpider(DirectImageFetch, scrapy.Spider):
     def _on_idle(self, spider) -> None:
         if spider is self:
             self.writer.maybe_flush()
-            if self.fetching:  # a finished download whose handling has not run yet: not idle
+            if self.images.busy:  # a finished download whose handling has not run yet: not idle
                 raise DontCloseSpider
             self.on_idle()
 

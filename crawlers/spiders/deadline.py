@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from scrapy.exceptions import IgnoreRequest
 
+from crawlers import internals
 from crawlers.fetch import error_kind
 
 if TYPE_CHECKING:
@@ -69,16 +70,8 @@ def time_left(crawler) -> float | None:
 
 def drain_downloader(downloader) -> int:
     """Fail the requests waiting in download slot queues (behind download delays) with `LimitReached`."""
-    drained = 0
-    for slot in list(downloader.slots.values()):
-        if slot.latercall is not None:
-            slot.latercall.cancel()
-            slot.latercall = None
-        while slot.queue:
-            request, queued = slot.queue.popleft()
-            queued.errback(LimitReached(f"{request.url}: not fetched, max_seconds reached"))
-            drained += 1
-    return drained
+    return internals.drain_downloader(
+        downloader, lambda request: LimitReached(f"{request.url}: not fetched, max_seconds reached"))
 
 
 class DeadlineMixin:

@@ -21,9 +21,10 @@ from crawlers.extract.article import extract_article
 from crawlers.extract.feeds import parse_feed, parse_sitemap
 from crawlers.extract.records import FeedEntry, ImageRef
 from crawlers.extract.text import find_credit
-from crawlers.fetch import OPT_OUT_DIRECTIVES, PageCtx, robots_directives
+from crawlers.fetch import PageCtx
+from crawlers.internals import SafeUrlRequest
+from crawlers.optout import page_opt_out
 from crawlers.spiders.base import DISCOVERY_PRIORITY, PAGE_PRIORITY, MMSpider
-from crawlers.spiders.safeurl import SafeUrlRequest
 from data_schemas import reasons as R
 
 logger = logging.getLogger(__name__)
@@ -195,13 +196,10 @@ class NewsSpider(MMSpider):
         ctx = PageCtx(url=response.url, title=page.title or (feed.title if feed else None), lang=page.lang,
                       published_at=page.published_at or (feed.published_at if feed else None),
                       license=page.license or self.source.license)
-        header = robots_directives(response.headers.getlist(b"X-Robots-Tag"), agent=self.agent)
-        directives = header | page.robots
-        if directives & OPT_OUT_DIRECTIVES:
-            self.drop_page(ctx, refs, R.OPT_OUT_PAGE)
-            return
-        if page.tdm_reservation or response.headers.get(b"tdm-reservation", b"").strip() == b"1":
-            self.drop_page(ctx, refs, R.OPT_OUT_TDMREP)
+        reason, directives = page_opt_out(response.headers, agent=self.agent, meta_robots=page.robots,
+                                          meta_tdm_reserved=page.tdm_reservation)
+        if reason is not None:
+            self.drop_page(ctx, refs, reason)
             return
         ctx.opt_out = tuple(sorted(d for d in directives if d.startswith("no")))
         if self.source.page_text:
@@ -211,7 +209,7 @@ class NewsSpider(MMSpider):
             refs = refs + page.teasers  # rows of the linked pages, accounted to this one
         elif page.teasers:
             self.count_drop(R.TEASER_IMAGE, len(page.teasers))
-        self.dispatch(ctx, refs)
+        self.images.dispatch(ctx, refs)
 
 
 def _merge_feed(refs: list[ImageRef], feed: FeedEntry | None) -> list[ImageRef]:

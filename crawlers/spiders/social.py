@@ -92,7 +92,7 @@ class SocialSpider(MMSpider):
         elif post.sensitive and not self.source.include_sensitive:
             self.drop_page(ctx, post.images, R.SOCIAL_SENSITIVE)
         else:
-            self.dispatch(ctx, post.images)
+            self.images.dispatch(ctx, post.images)
 
 
 class MastodonSpider(SocialSpider):
@@ -155,5 +155,5 @@ class FeedSpider(MMSpider):
                 ref.add(entry.title, "title")
             ctx = PageCtx(url=entry.link, title=entry.title, published_at=entry.published_at,
                           license=self.source.license)
-            self.dispatch(ctx, entry.images)
+            self.images.dispatch(ctx, entry.images)
 

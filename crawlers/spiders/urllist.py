@@ -1,14 +1,13 @@
 """Spiders that start from lists instead of discovering pages: URL lists (`kind: urls`) and, through `ListSpider`,
 web archives (`kind: warc`, `warc.py`).
 
-There is nothing to discover, so `start()` walks the input and hands each (page, images) group straight to
-`MMSpider.dispatch`: every image goes through the same downloader, middlewares, opt-out checks, size limits, writer
-and crawl state as a news crawl's.  The walk waits while more than a window of images is in flight, so a list of
-any length is read as fast as it is fetched, with bounded memory.  A process takes only the images whose host hash
-is its own (`processes: N`, `urllist.host_shard`): one host's images are fetched by one process, so per-domain
-concurrency and delays hold however many processes or cluster workers share the source.
+There is nothing to discover, so `start()` walks the input and hands each (page, images) group straight to the
+spider's `ImageFetcher` (`images.dispatch`): every image goes through the same downloader, middlewares, opt-out
+checks, size limits, writer and crawl state as a news crawl's.  The walk waits while more than a window of images
+is in flight, so a list of any length is read as fast as it is fetched, with bounded memory.  A process takes only
+the images whose host hash is its own (`processes: N`, `urllist.host_shard`): one host's images are fetched by one
+process, so per-domain concurrency and delays hold however many processes or cluster workers share the source.
 """
-
 from __future__ import annotations
 
 import asyncio
@@ -56,10 +55,6 @@ class ListSpider(MMSpider):
     def owns(self, url: str) -> bool:
         return host_shard(url, self.shards) == self.shard
 
-    def _referer(self, page_url: str, url: str) -> dict[str, str]:
-        """The accounting key is `<page>#<id>`: the Referer is the page, and none when the list names no page."""
-        return super()._referer(page_url, url) if page_url.split("#", 1)[0] else {}
-
     async def start(self):
         window = max(64, self.config.concurrency * WINDOW_PER_SLOT)
         try:
@@ -72,7 +67,7 @@ class ListSpider(MMSpider):
                     continue
                 if not self._take(item):
                     continue
-                while len(self.fetching) >= window and not self.closing:
+                while len(self.images.fetching) >= window and not self.closing:
                     await asyncio.sleep(0.005)
                 if self._stopped():
                     break
@@ -85,7 +80,7 @@ class ListSpider(MMSpider):
                 if item.drop:
                     self.drop_page(item.ctx, item.refs, item.drop)
                 else:
-                    self.dispatch(item.ctx, item.refs)
+                    self.images.dispatch(item.ctx, item.refs)
         except ListError as exc:  # the input itself is unreadable: the crawl fails, naming the file
             logger.error("%s", exc)
             print(f"input error: {exc}", file=sys.stderr)  # the stage's CrawlError shows the process's stderr

@@ -8,7 +8,8 @@ import pytest
 from typer.testing import CliRunner
 
 from crawlers.config import ConfigError, CrawlConfig, SourceConfig, demo_sources
-from crawlers.middlewares import is_public_ip, parse_tdmrep, retry_after_seconds
+from crawlers.fetch import retry_after_seconds
+from crawlers.optout import is_public_ip, parse_tdmrep
 from crawlers.settings import scrapy_settings
 from flows.cli import app
 
@@ -35,6 +36,7 @@ def test_example_config_loads_and_round_trips(tmp_path):
     ("out: x\nsources: [\n", "not valid YAML"),
     ("out: x\nsources:\n  - {name: a, kind: news, feeds: [u], max_seconds: 0}\n", "max_seconds must be > 0"),
     ("out: x\nscrapy_settings: [DNS_TIMEOUT]\nsources:\n  - {name: a, kind: news, feeds: [u]}\n", "scrapy_settings"),
+    ("out: x\nbenchmark: true\nsources:\n  - {name: a, kind: news, feeds: [u]}\n", "autothrottle: false"),
 ])
 def test_config_errors_name_the_problem(tmp_path, yaml_text, message):
     path = tmp_path / "c.yaml"
@@ -52,7 +54,7 @@ def test_settings_are_polite_and_safe(tmp_path):
     assert s["USER_AGENT"].startswith("mmpipe/") and "+https://" in s["USER_AGENT"]
     assert s["ROBOTSTXT_USER_AGENT"] == "mmpipe" and not s["MMPIPE_ALLOW_PRIVATE"]
     assert 429 not in s["RETRY_HTTP_CODES"] and 503 not in s["RETRY_HTTP_CODES"]
-    bench = scrapy_settings(CrawlConfig(sources=[], out=tmp_path, benchmark=True), config.sources[0])
+    bench = scrapy_settings(CrawlConfig(sources=[], out=tmp_path, autothrottle=False), config.sources[0])
     assert not bench["AUTOTHROTTLE_ENABLED"]
     assert "CLOSESPIDER_TIMEOUT" not in s
     assert s["DOWNLOAD_HANDLERS"]["https"] == "crawlers.transport.AiohttpHandler"  # the default transport

@@ -7,7 +7,8 @@ import random
 from scrapy import Request
 from w3lib.url import safe_url_string
 
-from crawlers.spiders.safeurl import _ALREADY_SAFE, SafeUrlRequest
+from crawlers.internals import ALREADY_SAFE as _ALREADY_SAFE
+from crawlers.internals import SafeUrlRequest
 
 _SAFE = "abcXYZ019-._~:/@!$&'()*+,;=%"
 _NOISE = "?#[]| \t\u00e9\u212a\"<>`{}^\\'"
