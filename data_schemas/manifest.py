@@ -9,11 +9,10 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from data_schemas.io import atomic_write_json
+from data_schemas.layout import MANIFEST_NAME, drop_legacy, manifest_path
 from data_schemas.schemas import CLEAN_VERSION, SchemaError
 
-MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = "1"
-TAKEDOWN_PENDING = ".takedown-pending.json"  # an unfinished takedown (`mmpipe takedown`); removed when it completes
 
 
 def member_path(root: str | Path, name: object) -> Path:
@@ -65,7 +64,11 @@ class Manifest:
         return asdict(self)
 
     def write(self, dataset_dir: str | Path) -> Path:
-        return atomic_write_json(Path(dataset_dir) / MANIFEST_NAME, self.to_dict())
+        """Write ``_manifest.json``, then remove a legacy ``manifest.json`` (a crash between leaves both; readers
+        take the new one)."""
+        path = atomic_write_json(Path(dataset_dir) / MANIFEST_NAME, self.to_dict())
+        drop_legacy(dataset_dir, MANIFEST_NAME)
+        return path
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Manifest:
@@ -76,7 +79,7 @@ class Manifest:
     @classmethod
     def read(cls, dataset_dir: str | Path) -> Manifest:
         path = Path(dataset_dir)
-        path = path / MANIFEST_NAME if path.is_dir() else path
+        path = manifest_path(path) if path.is_dir() else path
         if not path.exists():
             raise FileNotFoundError(f"{path}: no manifest; the dataset is incomplete or was never written "
                                     "(run `mmpipe clean` to create it)")

@@ -18,12 +18,13 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from data_schemas import TAKEDOWN_PENDING, BlockEntry, Blocklist, atomic_write_parquet
+from data_schemas import TAKEDOWN_PENDING, BlockEntry, Blocklist, atomic_write_parquet, layout
 from pipeline.config import CleanConfig
 from pipeline.dataset import (
     INDEX_SCHEMA,
     Previous,
     link_previous,
+    listed_files,
     load_previous,
     locked,
     new_work_dir,
@@ -36,6 +37,7 @@ from pipeline.engine import dask_client
 from pipeline.inputs import CleanError, InputFile, discover, inspect_input, plan_partitions
 from pipeline.partition import PartitionResult, process_partition
 from pipeline.progress import gather
+from pipeline.rebuild import changed_parameters, check_inputs_present, rebuild_base, refusal
 from pipeline.rehash import list_rehashed, prepare_index
 from pipeline.report import build_manifest
 from pipeline.resolve import Resolution, resolve
@@ -63,6 +65,13 @@ def clean(config: CleanConfig) -> Path:
         recover(out)
         _finish_takedown(out)
         previous = load_previous(out)
+        changed_params = changed_parameters(previous, config)
+        if changed_params and not config.rebuild:
+            raise refusal(out, changed_params)
+        if config.rebuild:
+            log.warning("%s: rebuilding the whole dataset from its RAW inputs%s", out,
+                        f" (changed: {', '.join(changed_params)})" if changed_params else "")
+            previous = rebuild_base(previous, out)
         files = discover(config.raw)
         blocklist = load_blocklist(config, out)
         work = new_work_dir(out)
@@ -70,9 +79,13 @@ def clean(config: CleanConfig) -> Path:
             with dask_client(config, local_directory=work / "_staging") as client:
                 changed = _run(client, config, files, previous, blocklist, out=out, work=work)
             if changed:
-                link_previous(out, work)
+                retired = link_previous(out, work, records_only=previous.replaces is not None)
+                if previous.replaces is not None:
+                    changed.extra["rebuilt"] = {"replaced_created_at": previous.replaces.created_at,
+                                                "changed": {k: list(v) for k, v in changed_params.items()}}
+                    retired += listed_files(previous.replaces)
                 changed.write(work)  # the manifest, last
-                swap_in(work, out)
+                swap_in(work, out, retired=retired)
             else:
                 shutil.rmtree(work)
         except BaseException:
@@ -84,7 +97,7 @@ def clean(config: CleanConfig) -> Path:
 def _finish_takedown(out: Path) -> None:
     """A takedown killed halfway is finished first (under the lock this run holds), so a new version is never
     built around rows that are due for removal, nor around a manifest that does not yet count them."""
-    if (out / TAKEDOWN_PENDING).exists():
+    if layout.find(out, TAKEDOWN_PENDING).exists():
         from pipeline.tools.takedown import finish_pending
 
         log.warning("%s: finishing an interrupted takedown before cleaning", out)
@@ -133,6 +146,7 @@ def _run(client, cfg: CleanConfig, files: list[Path], previous: Previous, blockl
     futures = client.map(inspect_input, list(range(len(files))), [str(f) for f in files], pure=False)
     infos = sorted(gather(client, futures, "inspect inputs", progress=cfg.progress), key=lambda i: i.index)
     todo, skipped, already = _check_inputs(infos, previous, cfg.strict)
+    check_inputs_present(previous, {i.sha256 for i in infos if not i.error}, out)
     if not todo and not skipped:
         log.info("%s: nothing new to clean", out)
         return None
@@ -147,7 +161,10 @@ def _run(client, cfg: CleanConfig, files: list[Path], previous: Previous, blockl
     futures = client.map(write_shard, plans, dataset_dir=str(work), row_group_rows=cfg.row_group_rows, pure=False)
     shards = sorted(gather(client, futures, "write shards", progress=cfg.progress), key=lambda s: s.name)
     run = previous.run
-    index_name = write_index(work, run, _index_table(res, run))
+    index = _index_table(res, run)
+    if previous.replaces is not None:  # a rebuild: the taken-down keys' rows stay, as tombstones
+        index = pa.concat_tables([previous.index.cast(INDEX_SCHEMA), index])
+    index_name = write_index(work, run, index)
     rejected = _move_rejected(results, res, work, run) if cfg.write_rejected else []
     drops = Counter()
     for r in results:
@@ -164,7 +181,7 @@ def _run(client, cfg: CleanConfig, files: list[Path], previous: Previous, blockl
 
 def _next_numbers(previous: Previous) -> dict[str, int]:
     numbers: dict[str, int] = {}
-    for shard in previous.manifest.shards if previous.manifest else []:
+    for shard in previous.numbering.shards if previous.numbering else []:
         number = int(Path(shard.name).stem.rsplit("-", 1)[-1])
         numbers[shard.split] = max(numbers.get(shard.split, 0), number + 1)
     return numbers
@@ -189,14 +206,14 @@ def _index_table(res: Resolution, run: int) -> pa.Table:
 
 def _move_rejected(results: list[PartitionResult], res: Resolution, work: Path, run: int) -> list[str]:
     names = []
-    (work / "rejected").mkdir(exist_ok=True)
+    (work / layout.REJECTED_DIR).mkdir(exist_ok=True)
     for r in results:
         if r.rejected:
-            name = f"rejected/r{run:05d}-p{r.index:06d}.parquet"
+            name = layout.rejected_part_name(run, r.index)
             shutil.move(r.rejected, work / name)
             names.append(name)
     if len(res.dup_keys):
-        name = f"rejected/r{run:05d}-duplicates.parquet"
+        name = layout.rejected_part_name(run, None)
         atomic_write_parquet(work / name, pa.table({
             "id": pa.array(res.dup_keys.tolist(), pa.string()),
             "reason": pa.array(res.dup_reasons.tolist(), pa.string()),

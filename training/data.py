@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from data_schemas import CLEAN_SCHEMA, CLEAN_VERSION, MANIFEST_NAME, Manifest, SchemaError, validate
+from data_schemas import CLEAN_SCHEMA, CLEAN_VERSION, MANIFEST_NAME, Manifest, SchemaError, has_manifest, validate
 
 READ_COLUMNS = ["key", "caption", "image"]
 
@@ -48,10 +48,10 @@ class DatasetIndex:
 def _read_manifest(root: Path) -> Manifest:
     if not root.exists():
         raise DataError(f"{root}: the data directory does not exist; run `mmpipe clean` to create it or fix --data")
-    if not (root / MANIFEST_NAME).exists():
+    if not has_manifest(root):
         what = "is empty" if root.is_dir() and not any(root.iterdir()) else f"has no {MANIFEST_NAME}"
         raise DataError(f"{root}: the data directory {what}; point --data at a dataset written by `mmpipe clean` "
-                        "(it is complete only once its manifest.json exists)")
+                        f"(it is complete only once its {MANIFEST_NAME} exists)")
     try:
         manifest = Manifest.read(root)
     except (SchemaError, FileNotFoundError) as exc:

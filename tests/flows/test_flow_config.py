@@ -106,7 +106,7 @@ def test_clean_cache_hits_only_while_inputs_params_and_dataset_are_unchanged(tmp
     assert state.cached_clean(flow_state, out, key) is not None
     assert state.clean_key(raw, params, []) == key, "deterministic"
     assert state.clean_key(raw, {"image_size": 256}, []) != key, "a parameter changed"
-    block = tmp_path / "blocklist.jsonl"
+    block = tmp_path / "_blocklist.jsonl"
     block.write_text("{}\n")
     assert state.clean_key(raw, params, [block]) != key, "the takedown list changed"
     atomic_write_bytes(raw / "b.parquet", b"b")
@@ -128,7 +128,7 @@ def test_clean_cache_misses_when_the_dataset_is_damaged_or_replaced(tmp_path):
     state.record_clean(flow_state, out, "k")
     (out / "shards" / "train-00000.parquet").unlink()
     assert state.cached_clean(flow_state, out, "k") is None
-    (out / "manifest.json").unlink()
+    (out / "_manifest.json").unlink()
     assert "no manifest" in state.intact_dataset(out)
 
 
