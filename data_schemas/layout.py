@@ -94,8 +94,12 @@ def is_dataset_file(name: str) -> bool:
 
 
 def migrated_name(name: str) -> str:
-    """An auxiliary table's name in this layout: ``index/part-00000.parquet`` -> ``_index/part-00000.pq``
-    (and ``rejected/...`` likewise); every other name is returned unchanged."""
+    """A file's name in this layout: ``index/part-00000.parquet`` -> ``_index/part-00000.pq`` (and
+    ``rejected/...`` likewise), ``blocklist.jsonl`` -> ``_blocklist.jsonl`` (and the other `LEGACY` files); every
+    other name is returned unchanged."""
+    current = {old: new for new, old in LEGACY.items()}
+    if name in current:
+        return current[name]
     rel = PurePosixPath(name)
     if len(rel.parts) >= 2 and rel.parts[0] in _LEGACY_DIRS and rel.suffix == SHARD_SUFFIX:
         return PurePosixPath(_LEGACY_DIRS[rel.parts[0]], *rel.parts[1:-1], rel.stem + AUX_SUFFIX).as_posix()
