@@ -43,28 +43,28 @@ def next_steps(output: str) -> list[tuple[str, str]]:
 
 
 def _serve_until_up(command: str, cwd: Path, env: dict[str, str]) -> str:
-    proc = subprocess.Popen(["bash", "-c", command], cwd=cwd, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    seen = []
+    log = cwd / "serve-step.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(["bash", "-c", command], cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
     try:
         deadline = time.monotonic() + 240
-        os.set_blocking(proc.stdout.fileno(), False)
         while time.monotonic() < deadline and proc.poll() is None:
-            chunk = proc.stdout.read() or ""
-            seen.append(chunk)
-            if "being served and polling" in "".join(seen):
+            if "being served and polling" in log.read_text(errors="replace"):
                 break
             time.sleep(1)
-        assert proc.poll() is None, f"{command!r} exited with {proc.returncode}:\n{''.join(seen)[-3000:]}"
-        assert "Prefect UI" in "".join(seen), f"{command!r} did not come up:\n{''.join(seen)[-3000:]}"
+        seen = log.read_text(errors="replace")
+        assert proc.poll() is None, f"{command!r} exited with {proc.returncode}:\n{seen[-3000:]}"
+        assert "Prefect UI" in seen and "being served" in seen, f"{command!r} did not come up:\n{seen[-3000:]}"
     finally:
-        os.killpg(proc.pid, signal.SIGINT)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGINT)
         try:
             proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             raise
-    return "".join(seen)
+    return log.read_text(errors="replace")
 
 
 def test_demo_then_every_next_command_as_printed(tmp_path):
