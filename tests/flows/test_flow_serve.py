@@ -101,10 +101,7 @@ def test_serve_registers_scheduled_deployments(prefect_api, api, tmp_path):
 # `mmpipe serve --demo`: the deployments are registered against a started demo site, with schedules, and a run of
 # them completes, as a user following the README sees in the Prefect UI.
 MMPIPE = str(Path(sys.executable).with_name("mmpipe"))
-
-
-def _deployments(client):
-    return client.read_deployments()
+DAILY = "crawl-clean-train/daily-crawl-clean"
 
 
 def _runs(client, deployment_id):
@@ -123,9 +120,9 @@ def test_serve_demo_registers_scheduled_deployments_and_a_run_completes(prefect_
     try:
         deadline = time.monotonic() + 170
         while time.monotonic() < deadline and proc.poll() is None:
-            by_name = {d.name: d for d in api(_deployments)}
-            if "daily-crawl-clean" in by_name:
-                runs = api(_runs, by_name["daily-crawl-clean"].id)
+            by_name = api(_deployments)
+            if DAILY in by_name:
+                runs = api(_runs, by_name[DAILY].id)
                 state = runs[0].state if runs else None
                 if state is not None and state.is_final():
                     break
@@ -134,10 +131,10 @@ def test_serve_demo_registers_scheduled_deployments_and_a_run_completes(prefect_
         _stop(proc)
         log.close()
     output = (tmp_path / "serve.log").read_text()
-    assert {n.split("/")[1] for n in EXPECTED} <= set(by_name), output[-3000:]
-    crons = {name: [s.schedule.cron for s in by_name[name].schedules] for name in ("daily-crawl-clean",
-                                                                                 "nightly-train")}
-    assert crons == {"daily-crawl-clean": ["*/5 * * * *"], "nightly-train": ["*/15 * * * *"]}
-    assert "127.0.0.1" in str(by_name["full"].parameters["config"]["crawl"]["sources"])  # the started demo site
+    assert EXPECTED <= set(by_name), output[-3000:]
+    crons = {name: [s.schedule.cron for s in by_name[name].schedules] for name in (DAILY, "train/nightly-train")}
+    assert crons == {DAILY: ["*/5 * * * *"], "train/nightly-train": ["*/15 * * * *"]}
+    sources = by_name["crawl-clean-train/full"].parameters["config"]["crawl"]["sources"]
+    assert "127.0.0.1" in str(sources)  # the demo site it started
     assert state is not None and state.is_completed(), (state, output[-3000:])
     assert Manifest.read(tmp_path / "data" / "clean").rows_out > 0  # the run crawled the demo site and cleaned
