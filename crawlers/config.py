@@ -19,6 +19,7 @@ from data_schemas import SOURCE_KINDS
 
 TEASER_MODES = ("drop", "emit")
 TRANSPORTS = ("aiohttp", "twisted")  # the HTTP client under Scrapy's downloader (crawlers/transport.py)
+LIST_FORMATS = ("parquet", "csv", "tsv", "jsonl", "txt")  # kind: urls inputs, .gz or not (crawlers/urllist.py)
 DEFAULT_USER_AGENT = "mmpipe/0.1 (+https://github.com/mmpipe/mmpipe)"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -32,7 +33,7 @@ class SourceConfig:
     """One crawl source.  Fields that do not apply to a kind are ignored by that kind's spider."""
 
     name: str
-    kind: str  # news | feed | mastodon | bluesky
+    kind: str  # news | feed | mastodon | bluesky | urls | warc
     # news / feed
     feeds: list[str] = field(default_factory=list)  # RSS/Atom URLs (news, feed); custom feed at:// URIs (bluesky)
     sitemaps: list[str] = field(default_factory=list)  # sitemap or sitemap-index URLs (news)
@@ -73,6 +74,13 @@ class SourceConfig:
     max_stale_pages: int | None = 3  # a timeline stops after this many pages in a row that bring no new post
     processes: int = 1  # Scrapy processes sharing this source: pages/posts split by URL hash (one CPU core each)
     license: str | None = None  # recorded in every row of this source when the site states one
+    # urls (img2dataset's URL lists) / warc (Common Crawl WARC/WAT files): local files or globs
+    paths: list[str] = field(default_factory=list)
+    input_format: str | None = None  # urls: parquet | csv | tsv | jsonl (.gz or not); default: by file extension
+    url_col: str = "url"  # urls: img2dataset's column names
+    caption_col: str | None = "caption"  # urls: null for a list without captions
+    page_col: str | None = None  # urls: a column naming the page of the image (RAW page_url; "" without one)
+    html: bool = False  # warc: also read WARC response records' HTML through the news page objects
 
     def validate(self) -> None:
         where = f"source '{self.name}'"
@@ -88,6 +96,10 @@ class SourceConfig:
             raise ConfigError(f"{where}: a mastodon source needs instance and hashtags or local_timeline: true")
         if self.kind == "bluesky" and not (self.actors or self.search_queries or self.feeds):
             raise ConfigError(f"{where}: a bluesky source needs actors, search_queries or feeds")
+        if self.kind in ("urls", "warc") and not self.paths:
+            raise ConfigError(f"{where}: a {self.kind} source needs paths (files or globs)")
+        if self.input_format is not None and self.input_format not in LIST_FORMATS:
+            raise ConfigError(f"{where}: input_format must be one of {LIST_FORMATS}, not {self.input_format!r}")
         if self.teasers not in TEASER_MODES:
             raise ConfigError(f"{where}: teasers must be one of {TEASER_MODES}, not {self.teasers!r}")
         if self.processes < 1:

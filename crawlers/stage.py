@@ -47,15 +47,23 @@ def _log_progress(name: str, data: dict[str, Any]) -> None:
 
 
 def crawl_source(config: CrawlConfig, source_name: str, *, progress: ProgressFn | None = None,
-                 merge_summary: bool = True) -> dict[str, Any]:
-    """Crawl one source in its own subprocess(es) (`processes: N` shards); returns its summary, which is also
-    saved in <state>/summaries/<name>.json and merged into <out>/crawl_summary.json."""
+                 merge_summary: bool = True, scheduler: str | None = None) -> dict[str, Any]:
+    """Crawl one source in its own subprocess(es) (`processes: N` shards), here or, given a Dask `scheduler`
+    address, as tasks on that cluster (crawlers/cluster.py); returns its summary, which is also saved in
+    <state>/summaries/<name>.json and merged into <out>/crawl_summary.json."""
     config.validate()
     source = config.source(source_name)  # fail here, naming the source, before starting a process
     config.out.mkdir(parents=True, exist_ok=True)
     config.state_dir.mkdir(parents=True, exist_ok=True)
     config_file = _config_file(config, source_name)
-    if source.processes == 1:
+    if scheduler is not None:
+        from crawlers.cluster import run_shards
+
+        shards = run_shards(config, source_name, config_file, scheduler)
+        summary = shards[0] if len(shards) == 1 else merge_shards(shards)
+        summary["workers"] = [s.pop("worker", None) for s in shards]  # which worker ran each shard
+        atomic_write_json(summaries_dir(config.state_dir) / f"{source_name}.json", summary)
+    elif source.processes == 1:
         summary = _run_process(config, source_name, 0, config_file, progress)
     else:
         with ThreadPoolExecutor(max_workers=source.processes) as pool:
@@ -100,16 +108,22 @@ def _run_process(config: CrawlConfig, source_name: str, shard: int, config_file:
     return summary
 
 
-def crawl(config: CrawlConfig, *, progress: ProgressFn | None = None) -> Path:
-    """Crawl every configured source (up to `parallel_sources` processes at once); returns the output dir.
+def crawl(config: CrawlConfig, *, progress: ProgressFn | None = None, scheduler: str | None = None) -> Path:
+    """Crawl every configured source (up to `parallel_sources` processes at once, or with a Dask `scheduler`
+    address, every shard as a task on that cluster); returns the output dir.
 
     Every source is run even when one fails; then a `CrawlError` names each failed source.
     """
     config.validate()
+    if scheduler is not None:
+        from crawlers.cluster import check_scheduler
+
+        check_scheduler(scheduler)  # a ConfigError before any source starts
     config.out.mkdir(parents=True, exist_ok=True)
     failures: list[CrawlError] = []
     with ThreadPoolExecutor(max_workers=max(1, config.parallel_sources)) as pool:
-        futures = [pool.submit(crawl_source, config, s.name, progress=progress, merge_summary=False)
+        futures = [pool.submit(crawl_source, config, s.name, progress=progress, merge_summary=False,
+                               scheduler=scheduler)
                    for s in config.sources]
         for fut in futures:
             try:

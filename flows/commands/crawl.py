@@ -39,6 +39,9 @@ def crawl_command(
     allow_private: Annotated[bool, typer.Option("--allow-private", help="allow private/loopback addresses")]
     = False,
     parallel: Annotated[int | None, typer.Option("--parallel", help="source processes at once")] = None,
+    scheduler: Annotated[str | None, typer.Option(help="Running Dask scheduler, tcp://host:8786: each source's "
+                                                  "shards (`processes`) run as tasks on its workers, which must "
+                                                  "share the output directory.")] = None,
 ) -> None:
     """Crawl the configured news/social sources into RAW Parquet files (resumable, incremental)."""
     from crawlers.config import ConfigError, CrawlConfig
@@ -66,7 +69,10 @@ def crawl_command(
 
     console.print(f"crawling {len(cfg.sources)} source(s) into [bold]{cfg.out}[/bold]")
     try:
-        out_dir = crawl(cfg, progress=progress)
+        out_dir = crawl(cfg, progress=progress, scheduler=scheduler)
+    except ConfigError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(code=1) from None
     except CrawlError as exc:
         console.print(f"[red]error:[/red] {exc}")
         console.print("re-run the same command to resume; finished pages are not fetched again")
