@@ -12,7 +12,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from data_schemas import Manifest, ShardInfo, atomic_write_json, atomic_write_parquet, storage, validate
+from data_schemas import MANIFEST_NAME, Manifest, ShardInfo, atomic_write_json, atomic_write_parquet, storage, validate
 from data_schemas.faults import ENV_AT
 
 REPO = Path(__file__).resolve().parents[2]
@@ -56,14 +56,14 @@ def test_a_url_file_is_checked_like_a_local_one(s3_bucket, tmp_path):
 
 def test_a_writer_killed_before_its_copy_leaves_no_object_at_the_final_key(s3_bucket):
     """The object store's commit: a reader never finds a key before its whole content was uploaded."""
-    url = f"{s3_bucket}/k/manifest.json"
+    url = f"{s3_bucket}/k/{MANIFEST_NAME}"
     script = f"from data_schemas import atomic_write_json; atomic_write_json({url!r}, {{'v': 1}})"
-    env = {**os.environ, ENV_AT: "publish:manifest.json", "PYTHONPATH": str(REPO)}
+    env = {**os.environ, ENV_AT: f"publish:{MANIFEST_NAME}", "PYTHONPATH": str(REPO)}
     proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     assert not storage.exists(url)
     fs, path = storage.filesystem(f"{s3_bucket}/k")
-    assert [k.rsplit("/", 1)[-1].startswith(".manifest.json.") for k in fs.find(path)] == [True]
+    assert [k.rsplit("/", 1)[-1].startswith(f".{MANIFEST_NAME}.") for k in fs.find(path)] == [True]
 
 
 def test_an_s3_url_without_a_reachable_endpoint_fails_at_once(monkeypatch):
