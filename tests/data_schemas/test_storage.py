@@ -12,7 +12,16 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from data_schemas import MANIFEST_NAME, Manifest, ShardInfo, atomic_write_json, atomic_write_parquet, storage, validate
+from data_schemas import (
+    MANIFEST_NAME,
+    Manifest,
+    ShardInfo,
+    atomic_write_json,
+    atomic_write_parquet,
+    layout,
+    storage,
+    validate,
+)
 from data_schemas.faults import ENV_AT
 
 REPO = Path(__file__).resolve().parents[2]
@@ -37,6 +46,18 @@ def test_publish_json_parquet_and_manifest_round_trip(s3_bucket):
     assert storage.list_files(root, suffix=".parquet") == [f"{root}/shards/t-0.parquet"]
     fs, path = storage.filesystem(root)
     assert not [k for k in fs.find(path) if k.endswith(".tmp")], "a temporary object was left behind"
+
+
+def test_a_legacy_manifest_at_a_url_is_read_then_replaced_by_the_new_name(s3_bucket):
+    """The layout's migration on an object store: an old ``manifest.json`` is found, and writing the dataset's
+    next manifest leaves only ``_manifest.json``."""
+    root = f"{s3_bucket}/old"
+    legacy = storage.join(root, layout.LEGACY[MANIFEST_NAME])
+    atomic_write_json(legacy, Manifest(rows_out=7).to_dict())
+    assert layout.has_manifest(root) and Manifest.read(root).rows_out == 7
+    Manifest(rows_out=8).write(root)
+    assert not storage.exists(legacy)
+    assert Manifest.read(root).rows_out == 8 and layout.manifest_path(root) == storage.join(root, MANIFEST_NAME)
 
 
 def test_list_files_skips_hidden_and_auxiliary_names(s3_bucket):
