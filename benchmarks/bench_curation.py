@@ -46,6 +46,7 @@ from data_schemas import (  # noqa: E402
     ShardInfo,
     atomic_write_parquet,
     file_sha256,
+    has_manifest,
     row_id,
 )
 
@@ -128,7 +129,7 @@ def build_data(args, tmp: Path):
     site = generate_site(articles=args.articles, seed=args.site_seed, photo_size="small")
     truth = {row_id(t.page_url, t.image_url): t for t in site.absolute_truth(BASE_URL)}
     data = {"val": tmp / "val", "raw": tmp / "a-raw", "clean": tmp / "b-clean"}
-    if all((d / "manifest.json").exists() for d in data.values()):  # --keep DIR of an earlier run: reuse
+    if all(has_manifest(d) for d in data.values()):  # --keep DIR of an earlier run: reuse
         print(f"reusing the datasets in {tmp}", flush=True)
         return data, truth
     raw_rows = write_demo_raw(site, tmp / "raw")
@@ -175,7 +176,7 @@ def curated_copy(clean: Path, run: Path, out: Path, args) -> tuple[Path, Path]:
     from training.score import score
 
     work = out.parent / f"{out.name}-scored"  # a copy, so the scores land beside it (and resume with --keep)
-    if not (work / "manifest.json").exists():
+    if not has_manifest(work):
         shutil.copytree(clean, work)
     scores = score(ScoreConfig(data=work, run=run, num_workers=1, progress=False))
     return curate(CurateConfig(data=work, scores=scores, out=out, keep_top=args.keep_top,

@@ -17,13 +17,20 @@ from data_schemas.io import (
 from data_schemas.layout import (
     AUX_SUFFIX,
     CURATE_DIR,
+    INDEX_DIR,
+    MANIFEST_NAME,
+    REJECTED_DIR,
     SCORE_PART_GLOB,
     SCORES_DIR,
     SCORES_INFO,
+    TAKEDOWN_LOG,
+    TAKEDOWN_PENDING,
+    has_manifest,
+    manifest_path,
     score_part_name,
     scores_dir,
 )
-from data_schemas.manifest import MANIFEST_NAME, MANIFEST_VERSION, TAKEDOWN_PENDING, Manifest, ShardInfo, member_path
+from data_schemas.manifest import MANIFEST_VERSION, Manifest, ShardInfo, member_path
 from data_schemas.schemas import (
     CAPTION_ORIGINS,
     CAPTION_PREFERENCE,
@@ -50,6 +57,11 @@ __all__ = [
     "BLOCKLIST_NAME",
     "AUX_SUFFIX",
     "CURATE_DIR",
+    "INDEX_DIR",
+    "REJECTED_DIR",
+    "TAKEDOWN_LOG",
+    "has_manifest",
+    "manifest_path",
     "SCORE_PART_GLOB",
     "SCORES_DIR",
     "SCORES_INFO",

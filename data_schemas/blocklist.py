@@ -1,6 +1,7 @@
 """The takedown blocklist: an append-only JSON-lines file that crawls and cleans consult.
 
-It lives in the dataset directory (``blocklist.jsonl``) and may be passed to a crawl, so content that was taken
+It lives in the dataset directory (``_blocklist.jsonl``; a legacy ``blocklist.jsonl`` is read, and moved on the next
+append) and may be passed to a crawl, so content that was taken
 down is never fetched or kept again.  Matching is by exact URL, by domain (including subdomains) or by the
 sha256 of the original or the stored image bytes.
 """
@@ -15,8 +16,8 @@ from urllib.parse import urlsplit
 
 from data_schemas import storage
 from data_schemas.io import atomic_write_bytes
+from data_schemas.layout import BLOCKLIST_NAME, drop_legacy, find
 
-BLOCKLIST_NAME = "blocklist.jsonl"
 KINDS = ("url", "domain", "sha256")
 
 
@@ -69,10 +70,9 @@ class Blocklist:
         if path is None:
             return cls()
         path = storage.location(path)
-        if storage.is_url(path) and not path.endswith(".jsonl"):
-            path = storage.join(path, BLOCKLIST_NAME)
-        elif not storage.is_url(path) and path.is_dir():
-            path = path / BLOCKLIST_NAME
+        is_dataset = not path.endswith(".jsonl") if storage.is_url(path) else path.is_dir()
+        if is_dataset:
+            path = find(path, BLOCKLIST_NAME)
         if not storage.exists(path):
             return cls()
         entries = []
@@ -93,16 +93,19 @@ class Blocklist:
         a process killed mid-append leaves the old list or the new one, never a cut line that a reader would
         fail on or take for a complete list."""
         path = Path(path)
-        if path.is_dir():
-            path = path / BLOCKLIST_NAME
-        if not entries and path.exists():
+        root = path if path.is_dir() else None
+        source = find(root, BLOCKLIST_NAME) if root is not None else path
+        path = root / BLOCKLIST_NAME if root is not None else path
+        if not entries and source == path and path.exists():
             return path
-        old = path.read_bytes() if path.exists() else b""
+        old = source.read_bytes() if source.exists() else b""
         if old and not old.endswith(b"\n"):
             raise ValueError(f"{path}: the last line is cut off (a write was interrupted); run `mmpipe verify` "
                              "and repair the file before adding entries")
         new = "".join(json.dumps(asdict(e), ensure_ascii=False) + "\n" for e in entries)
         atomic_write_bytes(path, old + new.encode("utf-8"))
+        if root is not None:
+            drop_legacy(root, BLOCKLIST_NAME)  # after the new list is in place
         return path
 
     @staticmethod
@@ -110,7 +113,7 @@ class Blocklist:
         """What is wrong with a blocklist file (a line that does not parse, a cut-off last line); [] when sound."""
         path = Path(path)
         if path.is_dir():
-            path = path / BLOCKLIST_NAME
+            path = find(path, BLOCKLIST_NAME)
         if not path.exists():
             return []
         data = path.read_bytes()

@@ -10,11 +10,10 @@ from typing import Any
 
 from data_schemas import storage
 from data_schemas.io import atomic_write_json
+from data_schemas.layout import MANIFEST_NAME, drop_legacy, manifest_path
 from data_schemas.schemas import CLEAN_VERSION, SchemaError
 
-MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = "1"
-TAKEDOWN_PENDING = ".takedown-pending.json"  # an unfinished takedown (`mmpipe takedown`); removed when it completes
 
 
 def member_path(root: str | Path, name: object) -> Path:
@@ -68,7 +67,12 @@ class Manifest:
         return asdict(self)
 
     def write(self, dataset_dir: str | Path) -> Path | str:
-        return atomic_write_json(storage.join(storage.location(dataset_dir), MANIFEST_NAME), self.to_dict())
+        """Write ``_manifest.json``, then remove a legacy ``manifest.json`` (a crash between leaves both; readers
+        take the new one)."""
+        root = storage.location(dataset_dir)
+        path = atomic_write_json(storage.join(root, MANIFEST_NAME), self.to_dict())
+        drop_legacy(root, MANIFEST_NAME)
+        return path
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Manifest:
@@ -80,9 +84,9 @@ class Manifest:
     def read(cls, dataset_dir: str | Path) -> Manifest:
         path = storage.location(dataset_dir)
         if storage.is_url(path):
-            path = path if path.endswith(".json") else storage.join(path, MANIFEST_NAME)
+            path = path if path.endswith(".json") else manifest_path(path)
         elif path.is_dir():
-            path = path / MANIFEST_NAME
+            path = manifest_path(path)
         if not storage.exists(path):
             raise FileNotFoundError(f"{path}: no manifest; the dataset is incomplete or was never written "
                                     "(run `mmpipe clean` to create it)")

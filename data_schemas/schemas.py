@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -121,9 +122,26 @@ class SchemaError(ValueError):
         super().__init__(f"{where}{col}{problem}")
 
 
+_PORT = re.compile(r":[0-9]*$")
+
+
+def without_port(url: str) -> str:
+    """``url`` without an explicit port (``http://127.0.0.1:8123/a`` -> ``http://127.0.0.1/a``); any other URL
+    unchanged, byte for byte."""
+    try:
+        netloc = urlsplit(url).netloc
+    except ValueError:
+        return url
+    stripped = _PORT.sub("", netloc) if netloc and not netloc.endswith("]") else netloc
+    return url if stripped == netloc else url.replace(netloc, stripped, 1)
+
+
 def row_id(page_url: str, image_url: str) -> str:
-    """Stable across crawls and machines, so re-crawls, resumes and takedowns can all name the same row."""
-    return hashlib.sha256(f"{page_url}\x00{image_url}".encode()).hexdigest()[:32]
+    """Stable across crawls, machines and ports, so re-crawls, resumes, takedowns and exports all name the same
+    row: sha256(page_url NUL image_url) with an explicit port left out of both URLs.  A server's port is where it
+    happens to listen, not what it serves (the demo site's is random, and a key that followed it made every run's
+    split different); URLs without a port, i.e. nearly all of the web, hash exactly as before."""
+    return hashlib.sha256(f"{without_port(page_url)}\x00{without_port(image_url)}".encode()).hexdigest()[:32]
 
 
 def is_safe_key(key: object) -> bool:

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from data_schemas import Manifest
+from data_schemas import Manifest, manifest_path
 
 KEY_CRAWL = "crawl-summary"
 KEY_FUNNEL = "clean-funnel"
@@ -69,7 +69,7 @@ def shards_markdown(dataset: Path, manifest: Manifest) -> str:
         path = dataset / s.name
         lines.append(f"| [{s.name}]({path.as_uri()}) | {s.split} | {s.rows} | {s.bytes / 1e6:.2f} | "
                      f"`{s.sha256[:12]}` |")
-    lines += ["", f"Manifest: `{dataset / 'manifest.json'}` -- inspect with `mmpipe inspect {dataset}`"]
+    lines += ["", f"Manifest: `{manifest_path(dataset)}` -- inspect with `mmpipe inspect {dataset}`"]
     return "\n".join(lines)
 
 
@@ -112,13 +112,23 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def metrics_rows(metrics: list[dict[str, Any]], *, max_rows: int = 25) -> list[dict[str, Any]]:
-    """At most ``max_rows`` evenly spaced rows, always with the last one (what the run ended with)."""
-    if len(metrics) <= max_rows:
-        return metrics
-    stride = len(metrics) / (max_rows - 1)
-    picked = [metrics[int(i * stride)] for i in range(max_rows - 1)]
-    return picked + [metrics[-1]]
+MAX_METRIC_ROWS = 2000  # the UI pages a table; past this a run's log is thinned, and the description says so
+
+
+def metrics_rows(metrics: list[dict[str, Any]], *, max_rows: int = MAX_METRIC_ROWS) -> list[dict[str, Any]]:
+    """Every logged row (at most ``max_rows``, evenly spaced, always with the last one: what the run ended with),
+    each with every column any row has, so no row or column is dropped by a table that reads the first row's."""
+    picked = metrics
+    if len(metrics) > max_rows:
+        stride = len(metrics) / (max_rows - 1)
+        picked = [metrics[int(i * stride)] for i in range(max_rows - 1)] + [metrics[-1]]
+    columns = list(dict.fromkeys(k for row in picked for k in row))
+    return [{k: row.get(k) for k in columns} for row in picked]
+
+
+def metrics_description(run_dir: Path, total: int, shown: int) -> str:
+    thinned = "" if shown == total else f", {shown} evenly spaced rows of {total} (all in metrics.jsonl)"
+    return f"Training metrics of {run_dir}: {total} logged steps{thinned}"
 
 
 def loss_plots(run_dir: Path) -> list[Path]:
@@ -152,7 +162,8 @@ def publish_training(run_dir: Path) -> None:
 
     metrics = read_metrics(run_dir)
     if metrics:
-        create_table_artifact(metrics_rows(metrics), key=KEY_METRICS, description=f"Training metrics of {run_dir}")
+        rows = metrics_rows(metrics)
+        create_table_artifact(rows, key=KEY_METRICS, description=metrics_description(run_dir, len(metrics), len(rows)))
     for plot in loss_plots(run_dir)[:1]:
         uri = png_data_uri(plot)
         if uri:  # the UI shows an image artifact by URL; a data URI needs no file server

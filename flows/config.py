@@ -58,6 +58,9 @@ class CleanSection(_Section):
     image_size: int | None = Field(None, ge=16, description="Stored image size in pixels (default: the stage's).")
     val_fraction: float | None = Field(None, ge=0, le=1, description="Share of duplicate clusters in `val`.")
     write_rejected: bool = Field(False, description="Also write the dropped rows, with their reason.")
+    rebuild: bool = Field(False, description="Rebuild the whole dataset from its RAW inputs: needed to apply a "
+                                             "changed filter, size, dedup or split parameter to the rows already "
+                                             "there (a run that changes one refuses without it).")
     strict: bool = Field(False, description="Fail on the first unreadable RAW file instead of skipping it.")
 
 
@@ -97,8 +100,8 @@ class PipelineConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    data_dir: Path = Field(Path("data"), description="RAW files go to <data_dir>/raw, the dataset to "
-                                                     "<data_dir>/clean.")
+    data_dir: Path = Field(Path("data"), description="RAW files go to its raw/ folder, the dataset to its "
+                                                     "clean/ folder.")
     runs_dir: Path = Field(Path("runs"), description="Training runs (checkpoints, metrics, evaluation).")
     crawl: CrawlSection = Field(default_factory=CrawlSection)
     clean: CleanSection = Field(default_factory=CleanSection)

@@ -49,7 +49,7 @@ def to_clean_config(config: PipelineConfig) -> Any:
 
     section = config.clean
     fields = {k: getattr(section, k) for k in ("scheduler", "n_workers", "langs", "roles", "image_size",
-                                               "val_fraction", "write_rejected", "strict")}
+                                               "val_fraction", "write_rejected", "rebuild", "strict")}
     kwargs = stage_kwargs(CleanConfig, section, fields, stage="clean")
     try:
         return CleanConfig(raw=config.raw_dir, out=config.clean_dir, **kwargs)

@@ -83,13 +83,20 @@ def _check_pool(name: str) -> None:
                                   f"`prefect worker start --pool {name}` on the GPU machine") from None
 
 
-def serve(config: PipelineConfig, options: ServeOptions) -> None:
-    """Register every deployment, then serve the local ones until interrupted (Ctrl-C)."""
+def serve(config: PipelineConfig, options: ServeOptions, *, run_now: list[str] = ()) -> None:
+    """Register every deployment, start a run of each ``run_now`` deployment (``flow/deployment``) at once, then
+    serve the local ones until interrupted (Ctrl-C)."""
     from prefect import serve as prefect_serve
+    from prefect.deployments import run_deployment
 
     served, pooled = build_deployments(config, options)
     if options.train_pool:
         _check_pool(options.train_pool)
     for deployment in pooled:
         deployment.apply(work_pool_name=options.train_pool)
+    if run_now:
+        for deployment in served:
+            deployment.apply()  # registered first, so a run can be created before the runner starts
+        for name in run_now:
+            run_deployment(name, timeout=0, as_subflow=False)
     prefect_serve(*served, limit=options.limit)

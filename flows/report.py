@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shlex
+import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -125,11 +128,29 @@ def _metrics_table(title: str, metrics: dict[str, Any]) -> Table:
     return table
 
 
+LONG_RUNNING = "(runs until Ctrl-C)"  # marks a step that serves until stopped (tests/e2e/test_walkthrough.py)
+
+
 def print_next_steps(result: dict[str, Any], *, console: Console) -> None:
-    dataset = (result.get("clean") or {}).get("dataset") or str(Path(result.get("data_dir", "data")) / "clean")
+    """Commands to try next, each runnable as printed (tests/e2e/test_walkthrough.py runs every one)."""
+    dataset = Path((result.get("clean") or {}).get("dataset") or Path(result.get("data_dir", "data")) / "clean")
+    workdir = dataset.parent.parent
+    q = shlex.quote
     console.print("\n[bold]Next[/bold]")
-    steps = [(f"mmpipe inspect {dataset}", "browse the dataset: captions, sources, drops"),
-             ("prefect server start", "then open http://127.0.0.1:4200: runs, task logs, artifacts"),
-             ("mmpipe serve --config configs/flow.example.yaml", "daily crawl+clean, nightly training")]
+    if shutil.which("mmpipe") is None:
+        venv = Path(sys.executable).parent
+        console.print(f"  (mmpipe is not on this shell's PATH: run [cyan]source {q(str(venv / 'activate'))}"
+                      "[/cyan] first, or `pip install -e .` in your own environment)", highlight=False,
+                      soft_wrap=True)
+    steps = [
+        (f"mmpipe inspect {q(str(dataset))} --sample 12 --html {q(str(workdir / 'report.html'))}",
+         "a random sample from every source, the funnel, sizes and languages; open report.html in a browser"),
+        (f"mmpipe verify {q(str(dataset))}", "check every shard against the manifest"),
+        (f"mmpipe export {q(str(dataset))} --format webdataset --out {q(str(workdir / 'export'))} --overwrite",
+         "train/ and val/ tar sets for open_clip; prints the command line that trains on them"),
+        (f"mmpipe serve --demo --workdir {q(str(workdir / 'serve'))}",
+         f"a Prefect server and UI, the deployments registered against a demo site: watch scheduled runs "
+         f"{LONG_RUNNING}"),
+    ]
     for command, what in steps:
-        console.print(f"  [cyan]{command}[/cyan]\n      {what}", highlight=False)
+        console.print(f"  [cyan]{command}[/cyan]\n      {what}", highlight=False, soft_wrap=True)

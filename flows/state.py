@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from data_schemas import MANIFEST_NAME, Manifest, atomic_write_json, file_sha256
+from data_schemas import Manifest, atomic_write_json, file_sha256, manifest_path
 
 MARKER_VERSION = 1
 
@@ -113,7 +113,7 @@ def cached_clean(state_dir: Path, out: Path, key: str) -> dict[str, Any] | None:
     marker = _read(clean_marker(state_dir))
     if not marker or marker.get("key") != key:
         return None
-    manifest = out / MANIFEST_NAME
+    manifest = manifest_path(out)
     if not manifest.is_file() or file_sha256(manifest) != marker.get("manifest_sha256"):
         return None
     return None if intact_dataset(out) else marker
@@ -122,4 +122,4 @@ def cached_clean(state_dir: Path, out: Path, key: str) -> dict[str, Any] | None:
 def record_clean(state_dir: Path, out: Path, key: str) -> Path:
     return atomic_write_json(clean_marker(state_dir), {
         "version": MARKER_VERSION, "key": key, "finished_at": now_iso(),
-        "manifest_sha256": file_sha256(out / MANIFEST_NAME)})
+        "manifest_sha256": file_sha256(manifest_path(out))})

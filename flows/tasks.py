@@ -5,6 +5,7 @@ the stage's entry function, logs what is happening, publishes artifacts and name
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,8 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed
 
-from data_schemas import Manifest
+from data_schemas import BLOCKLIST_NAME, Manifest
+from data_schemas.layout import find
 from flows import artifacts, state
 
 
@@ -73,7 +75,7 @@ def clean_task(clean_config: Any, *, state_dir: Path, force: bool) -> Any:
     from pipeline.clean import clean
 
     log = get_run_logger()
-    extra = [p for p in (clean_config.blocklist, clean_config.out / "blocklist.jsonl") if p is not None]
+    extra = [p for p in (clean_config.blocklist, find(clean_config.out, BLOCKLIST_NAME)) if p is not None]
     with stage_errors("clean", "The RAW files are intact; fix the cause and re-run (the crawl will be reused)."):
         key = state.clean_key(clean_config.raw, clean_config.parameters(), extra)
         hit = None if force else state.cached_clean(state_dir, clean_config.out, key)
@@ -104,6 +106,32 @@ def _clean_result(out: Path, manifest: Manifest, *, cached: bool) -> dict[str, A
             "shards": [s.name for s in manifest.shards]}
 
 
+class _Forward(logging.Handler):
+    def __init__(self, target: Any):
+        super().__init__(logging.INFO)
+        self.target = target
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.target.log(record.levelno, record.getMessage())
+
+
+@contextlib.contextmanager
+def forward_logs(name: str, target: Any) -> Iterator[None]:
+    """Send a stage's own log records (``logging.getLogger(name)``) to the task's run logger, so the Prefect UI
+    shows them, for the duration of the block."""
+    handler = _Forward(target)
+    logger = logging.getLogger(name)
+    old_level = logger.level
+    logger.addHandler(handler)
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+
+
 @task(name="train", task_run_name="train", cache_policy=NO_CACHE)
 def train_task(train_config: Any, *, nproc: int) -> dict[str, Any]:
     log = get_run_logger()
@@ -119,7 +147,8 @@ def train_task(train_config: Any, *, nproc: int) -> dict[str, Any]:
         else:
             from training.train import train
 
-            run_dir = Path(train(train_config))
+            with forward_logs("mmpipe.train", log):  # the step lines the trainer logs where there is no terminal
+                run_dir = Path(train(train_config))
     metrics = artifacts.read_metrics(run_dir)
     last = metrics[-1] if metrics else {}
     log.info("training finished: %s; last metrics %s", run_dir, last)

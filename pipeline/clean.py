@@ -19,12 +19,13 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from data_schemas import TAKEDOWN_PENDING, BlockEntry, Blocklist, atomic_write_parquet, storage
+from data_schemas import TAKEDOWN_PENDING, BlockEntry, Blocklist, atomic_write_parquet, layout, storage
 from pipeline.config import CleanConfig
 from pipeline.dataset import (
     INDEX_SCHEMA,
     Previous,
     link_previous,
+    listed_files,
     load_previous,
     locked,
     new_work_dir,
@@ -39,6 +40,7 @@ from pipeline.engine import dask_client
 from pipeline.inputs import CleanError, InputFile, discover, inspect_input, plan_partitions
 from pipeline.partition import PartitionResult, process_partition
 from pipeline.progress import gather
+from pipeline.rebuild import changed_parameters, check_inputs_present, rebuild_base, refusal
 from pipeline.rehash import list_rehashed, prepare_index
 from pipeline.report import build_manifest
 from pipeline.resolve import Resolution, resolve
@@ -70,19 +72,21 @@ def clean(config: CleanConfig) -> Path:
             recover(out)
         _finish_takedown(out)
         previous = load_previous(out)
+        changed_params = changed_parameters(previous, config)
+        if changed_params and not config.rebuild:
+            raise refusal(out, changed_params)
+        if config.rebuild:
+            log.warning("%s: rebuilding the whole dataset from its RAW inputs%s", out,
+                        f" (changed: {', '.join(changed_params)})" if changed_params else "")
+            previous = rebuild_base(previous, out)
         files = discover(config.raw)
         blocklist = load_blocklist(config, out)
         work = new_work_dir(out)
         try:
             with dask_client(config, local_directory=work / "_staging") as client:
                 changed = _run(client, config, files, previous, blocklist, out=out, work=work)
-            if changed and remote:
-                changed.write(work)
-                publish_remote(work, out)  # the manifest, last
-            elif changed:
-                link_previous(out, work)
-                changed.write(work)  # the manifest, last
-                swap_in(work, out)
+            if changed:
+                _publish(changed, previous, changed_params, out=out, work=work)
             else:
                 shutil.rmtree(work)
         except BaseException:
@@ -91,10 +95,26 @@ def clean(config: CleanConfig) -> Path:
     return out
 
 
+def _publish(changed, previous: Previous, changed_params: dict, *, out: Path | str, work: Path) -> None:
+    """Put the new version in place, its manifest last: one swap on a local disk, a journalled publish at a URL."""
+    if previous.replaces is not None:
+        changed.extra["rebuilt"] = {"replaced_created_at": previous.replaces.created_at,
+                                    "changed": {k: list(v) for k, v in changed_params.items()}}
+    if storage.is_url(out):
+        changed.write(work)
+        publish_remote(work, out)  # the manifest, last
+        return
+    retired = link_previous(out, work, records_only=previous.replaces is not None)
+    if previous.replaces is not None:
+        retired += listed_files(previous.replaces)
+    changed.write(work)  # the manifest, last
+    swap_in(work, out, retired=retired)
+
+
 def _finish_takedown(out: Path | str) -> None:
     """A takedown killed halfway is finished first (under the lock this run holds), so a new version is never
     built around rows that are due for removal, nor around a manifest that does not yet count them."""
-    if storage.exists(storage.join(out, TAKEDOWN_PENDING)):
+    if storage.exists(layout.find(out, TAKEDOWN_PENDING)):
         if storage.is_url(out):
             raise CleanError(f"{out}: an unfinished takedown is pending; takedown works on local datasets only")
         from pipeline.tools.takedown import finish_pending
@@ -145,6 +165,7 @@ def _run(client, cfg: CleanConfig, files: list, previous: Previous, blocklist: B
     futures = client.map(inspect_input, list(range(len(files))), [str(f) for f in files], pure=False)
     infos = sorted(gather(client, futures, "inspect inputs", progress=cfg.progress), key=lambda i: i.index)
     todo, skipped, already = _check_inputs(infos, previous, cfg.strict)
+    check_inputs_present(previous, {i.sha256 for i in infos if not i.error}, out)
     if not todo and not skipped:
         log.info("%s: nothing new to clean", out)
         return None
@@ -159,7 +180,10 @@ def _run(client, cfg: CleanConfig, files: list, previous: Previous, blocklist: B
     futures = client.map(write_shard, plans, dataset_dir=str(work), row_group_rows=cfg.row_group_rows, pure=False)
     shards = sorted(gather(client, futures, "write shards", progress=cfg.progress), key=lambda s: s.name)
     run = previous.run
-    index_name = write_index(work, run, _index_table(res, run))
+    index = _index_table(res, run)
+    if previous.replaces is not None:  # a rebuild: the taken-down keys' rows stay, as tombstones
+        index = pa.concat_tables([previous.index.cast(INDEX_SCHEMA), index])
+    index_name = write_index(work, run, index)
     rejected = _move_rejected(results, res, work, run) if cfg.write_rejected else []
     drops = Counter()
     for r in results:
@@ -176,7 +200,7 @@ def _run(client, cfg: CleanConfig, files: list, previous: Previous, blocklist: B
 
 def _next_numbers(previous: Previous) -> dict[str, int]:
     numbers: dict[str, int] = {}
-    for shard in previous.manifest.shards if previous.manifest else []:
+    for shard in previous.numbering.shards if previous.numbering else []:
         number = int(Path(shard.name).stem.rsplit("-", 1)[-1])
         numbers[shard.split] = max(numbers.get(shard.split, 0), number + 1)
     return numbers
@@ -201,14 +225,14 @@ def _index_table(res: Resolution, run: int) -> pa.Table:
 
 def _move_rejected(results: list[PartitionResult], res: Resolution, work: Path, run: int) -> list[str]:
     names = []
-    (work / "rejected").mkdir(exist_ok=True)
+    (work / layout.REJECTED_DIR).mkdir(exist_ok=True)
     for r in results:
         if r.rejected:
-            name = f"rejected/r{run:05d}-p{r.index:06d}.parquet"
+            name = layout.rejected_part_name(run, r.index)
             shutil.move(r.rejected, work / name)
             names.append(name)
     if len(res.dup_keys):
-        name = f"rejected/r{run:05d}-duplicates.parquet"
+        name = layout.rejected_part_name(run, None)
         atomic_write_parquet(work / name, pa.table({
             "id": pa.array(res.dup_keys.tolist(), pa.string()),
             "reason": pa.array(res.dup_reasons.tolist(), pa.string()),

@@ -71,10 +71,11 @@ class CleanConfig:
     # bounds their memory, and does not depend on the cluster size (so neither do the output bytes)
     write_rejected: bool = False
     rehash_index: bool = False  # recompute an older dataset's dedup index from its stored images (see README)
+    rebuild: bool = False  # rebuild the whole dataset from its RAW inputs (needed to apply most changed parameters)
     rejected_images: bool = False  # with write_rejected: keep the original image bytes of dropped rows too
     # robustness
     strict: bool = False  # fail on the first unreadable or schema-invalid RAW file instead of skipping it
-    blocklist: Path | None = None  # extra takedown list, on top of <out>/blocklist.jsonl
+    blocklist: Path | None = None  # extra takedown list, on top of <out>/_blocklist.jsonl
     progress: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -124,7 +125,7 @@ class CleanConfig:
     def parameters(self) -> dict[str, Any]:
         """What goes into the manifest: everything that changes the output's bytes, nothing machine-specific."""
         skip = {"raw", "out", "scheduler", "n_workers", "threads_per_worker", "progress", "strict", "extra",
-                "rehash_index"}
+                "rehash_index", "rebuild"}
         params = {k: v for k, v in asdict(self).items() if k not in skip}
         params["blocklist"] = str(self.blocklist) if self.blocklist else None
         params["dedup_hashes"] = HASH_VERSION  # what the index's hashes mean; a later run checks it

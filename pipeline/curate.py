@@ -43,6 +43,8 @@ from data_schemas import (
     ShardInfo,
     atomic_write_parquet,
     file_sha256,
+    has_manifest,
+    manifest_path,
     reasons,
     validate,
 )
@@ -112,7 +114,7 @@ def curate(config: CurateConfig) -> Path:
 
 
 def _read_parent(data: Path) -> Manifest:
-    if not (data / MANIFEST_NAME).exists():
+    if not has_manifest(data):
         raise CleanError(f"{data}: no dataset there (no {MANIFEST_NAME}); curate a dataset written by `mmpipe clean`")
     parent = Manifest.read(data)
     if parent.rows_in - sum(parent.drops.values()) != parent.rows_out:
@@ -219,7 +221,7 @@ def decide(rows: Rows, cfg: CurateConfig) -> Decision:
 def _check_out(out: Path) -> None:
     if not out.exists():
         return
-    if (out / MANIFEST_NAME).exists() and "parent" in Manifest.read(out).extra:
+    if has_manifest(out) and "parent" in Manifest.read(out).extra:
         return  # an earlier curated version: replaced by this one
     if any(out.iterdir()):
         raise CleanError(f"{out} exists and is not a curated dataset version; choose a new or empty --out")
@@ -283,7 +285,7 @@ def _manifest(data: Path, parent: Manifest, rows: Rows, decision: Decision, shar
                     rows_in=parent.rows_in, drops=dict(drops), rows_out=int(kept.sum()),
                     per_source=dict(sorted(Counter(rows.source[kept]).items())),
                     per_split=dict(sorted(Counter(rows.split[kept]).items())), shards=shards,
-                    extra={"parent": {"path": str(data), "manifest_sha256": file_sha256(data / MANIFEST_NAME),
+                    extra={"parent": {"path": str(data), "manifest_sha256": file_sha256(manifest_path(data)),
                                       "created_at": parent.created_at, "rows_out": parent.rows_out,
                                       "parameters": parent.parameters},
                            "curate": curate_extra})

@@ -31,14 +31,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from data_schemas import (
-    MANIFEST_NAME,
     Manifest,
     atomic_write_json,
     atomic_write_parquet,
     fault_point,
+    layout,
     member_path,
     storage,
 )
+from data_schemas.layout import MANIFEST_NAME, PUBLISH_JOURNAL, has_manifest
 from pipeline.dedup import GREY, colour_array, pdq_words
 from pipeline.inputs import CleanError
 
@@ -59,7 +60,6 @@ INDEX_SCHEMA = pa.schema([
     pa.field("colour", pa.binary(32)),
     pa.field("aspect", pa.float32()),
 ])
-_ALLOWED_BEFORE_FIRST_RUN = {"blocklist.jsonl"}
 _JOURNAL = ".merging.json"  # in a build dir: the files `_merge_in` moves into the dataset (for `recover`)
 
 
@@ -67,10 +67,15 @@ _JOURNAL = ".merging.json"  # in a build dir: the files `_merge_in` moves into t
 class Previous:
     manifest: Manifest | None = None
     index: pa.Table = field(default_factory=INDEX_SCHEMA.empty_table)
+    replaces: Manifest | None = None  # a rebuild (`pipeline.rebuild`): the version it replaces, for numbering
+
+    @property
+    def numbering(self) -> Manifest | None:
+        return self.manifest or self.replaces
 
     @property
     def run(self) -> int:
-        return len(self.manifest.extra.get("runs", [])) if self.manifest else 0
+        return len(self.numbering.extra.get("runs", [])) if self.numbering else 0
 
 
 @contextmanager
@@ -102,7 +107,7 @@ def recover(out: Path) -> None:
     backups = sorted(out.parent.glob(f".{out.name}.old-*"))
     if not out.exists():  # killed between the two renames of an older version's fallback swap
         for backup in backups:
-            if (backup / MANIFEST_NAME).exists():
+            if has_manifest(backup):
                 log.warning("%s: restoring the previous dataset from %s (a run was killed mid-swap)", out, backup)
                 os.rename(backup, out)
                 break
@@ -116,8 +121,8 @@ def recover(out: Path) -> None:
 def load_previous(out: Path | str) -> Previous:
     if not storage.exists(out):
         return Previous()
-    if not storage.exists(storage.join(out, MANIFEST_NAME)):
-        extra = {storage.name(p) for p in _members(out)} - _ALLOWED_BEFORE_FIRST_RUN
+    if not has_manifest(out):
+        extra = {name for name in map(storage.name, _members(out)) if not layout.is_dataset_file(name)}
         if extra:
             raise CleanError(f"{out} exists but holds no dataset (no {MANIFEST_NAME}; found {sorted(extra)[:5]}); "
                              "choose a new or empty --out directory")
@@ -156,17 +161,28 @@ def new_work_dir(out: Path | str) -> Path:
     return work
 
 
-def link_previous(out: Path, work: Path) -> None:
-    """Carry the previous version's files into the new one (hard links; a copy where links are impossible)."""
+_NOT_CARRIED = {MANIFEST_NAME, layout.LEGACY[MANIFEST_NAME], layout.TAKEDOWN_PENDING}
+
+
+def link_previous(out: Path, work: Path, *, records_only: bool = False) -> list[str]:
+    """Carry the previous version's files into the new one (hard links; a copy where links are impossible),
+    under their current names (`layout.migrated_name`); returns the legacy names that were migrated.
+    ``records_only`` (a rebuild): only the dataset's records (blocklist, takedown log), not its tables."""
     if not out.exists():
-        return
+        return []
+    migrated = []
     for src in sorted(out.rglob("*")):
         rel = src.relative_to(out)
-        # not the manifest (the new one is written last), nor hidden files: a pending takedown (finished before
-        # any run starts), temporary files of an interrupted write
-        if src.is_dir() or rel.as_posix() == MANIFEST_NAME or any(p.startswith(".") for p in rel.parts):
+        # not the manifest (the new one is written last), nor a pending takedown (finished before any run
+        # starts), nor hidden files: temporary files of an interrupted write
+        if src.is_dir() or rel.as_posix() in _NOT_CARRIED or any(p.startswith(".") for p in rel.parts):
             continue
-        dst = work / rel
+        if records_only and not layout.is_dataset_file(rel.as_posix()):
+            continue
+        name = layout.migrated_name(rel.as_posix())
+        if name != rel.as_posix():
+            migrated.append(rel.as_posix())
+        dst = work / name
         if dst.exists():
             continue
         dst.parent.mkdir(parents=True, exist_ok=True)
@@ -174,10 +190,11 @@ def link_previous(out: Path, work: Path) -> None:
             os.link(src, dst)
         except OSError:
             shutil.copy2(src, dst)
+    return migrated
 
 
 def write_index(work: Path, run: int, table: pa.Table) -> str:
-    name = f"index/part-{run:05d}.parquet"
+    name = layout.index_part_name(run)
     atomic_write_parquet(work / name, table.cast(INDEX_SCHEMA), row_group_size=100_000)
     return name
 
@@ -211,7 +228,10 @@ def _exchange(a: Path, b: Path) -> bool:
     return fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
 
 
-def swap_in(work: Path, out: Path) -> None:
+def swap_in(work: Path, out: Path, *, retired: list[str] = ()) -> None:
+    """Make ``work`` the dataset; ``retired``: files of the previous version the new one does not list (legacy
+    names `link_previous` carried under new ones, a rebuilt version's tables), removed once the new manifest is in
+    place (the exchange removes them with the old version)."""
     shutil.rmtree(work / "_staging", ignore_errors=True)
     fault_point("clean.swap")
     if not out.exists():
@@ -220,6 +240,8 @@ def swap_in(work: Path, out: Path) -> None:
         shutil.rmtree(work)  # now the previous version; every file lives on through the hard links
     else:
         _merge_in(work, out)
+        for rel in retired:
+            member_path(out, rel).unlink(missing_ok=True)
     fd = os.open(out.parent, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -247,23 +269,26 @@ def _merge_in(work: Path, out: Path) -> None:
         os.replace(work / rel, out / rel)
         fault_point(f"clean.merged:{Path(rel).name}")
     os.replace(work / MANIFEST_NAME, out / MANIFEST_NAME)
+    layout.drop_legacy(out, MANIFEST_NAME)
     fault_point("clean.merged:manifest")
     shutil.rmtree(work)
 
 
+def listed_files(manifest: Manifest) -> list[str]:
+    """The files a version lists: its shards, index and rejected parts."""
+    aux = [n for key in ("index", "rejected") for n in manifest.extra.get(key, [])]
+    return [s.name for s in manifest.shards] + aux
+
+
 def _undo_merge(out: Path, journal: dict) -> None:
     """Remove the files a killed `_merge_in` moved in that the dataset's manifest does not list."""
-    manifest = Manifest.read(out) if (out / MANIFEST_NAME).exists() else Manifest()
-    listed = {s.name for s in manifest.shards} | {n for key in ("index", "rejected")
-                                                  for n in manifest.extra.get(key, [])}
+    manifest = Manifest.read(out) if has_manifest(out) else Manifest()
+    listed = set(listed_files(manifest))
     for rel in journal.get("moves", []):
         path = member_path(out, rel)
-        if rel not in listed and path.suffix == ".parquet" and path.is_file():
+        if rel not in listed and path.suffix in (layout.SHARD_SUFFIX, layout.AUX_SUFFIX) and path.is_file():
             log.warning("removing %s: moved in by a run killed before its manifest", path)
             path.unlink()
-
-
-_REMOTE_JOURNAL = ".publishing.json"  # in a remote dataset: the files a publish is adding (for `recover_remote`)
 
 
 def publish_remote(work: Path, out: str) -> None:
@@ -271,24 +296,24 @@ def publish_remote(work: Path, out: str) -> None:
     shutil.rmtree(work / "_staging", ignore_errors=True)
     adds = sorted(p.relative_to(work).as_posix() for p in work.rglob("*") if p.is_file())
     adds = [rel for rel in adds if rel != MANIFEST_NAME]
-    atomic_write_json(storage.join(out, _REMOTE_JOURNAL), {"moves": adds})
+    atomic_write_json(storage.join(out, PUBLISH_JOURNAL), {"moves": adds})
     fault_point("clean.swap")
     for rel in adds:
         storage.publish_file(work / rel, member_path(out, rel))
     storage.publish_file(work / MANIFEST_NAME, storage.join(out, MANIFEST_NAME))
-    storage.remove(storage.join(out, _REMOTE_JOURNAL))
+    layout.drop_legacy(out, MANIFEST_NAME)
+    storage.remove(storage.join(out, PUBLISH_JOURNAL))
     shutil.rmtree(work, ignore_errors=True)
 
 
 def recover_remote(out: str) -> None:
     """Delete what a publish killed before its manifest left: the files its journal names that the manifest does
     not list, and temporary objects; the previous version is untouched throughout."""
-    journal_path = storage.join(out, _REMOTE_JOURNAL)
+    journal_path = storage.join(out, PUBLISH_JOURNAL)
     if storage.exists(journal_path):
         journal = json.loads(storage.read_text(journal_path))
-        manifest = Manifest.read(out) if storage.exists(storage.join(out, MANIFEST_NAME)) else Manifest()
-        listed = {s.name for s in manifest.shards} | {n for key in ("index", "rejected")
-                                                      for n in manifest.extra.get(key, [])}
+        manifest = Manifest.read(out) if has_manifest(out) else Manifest()
+        listed = set(listed_files(manifest))
         for rel in journal.get("moves", []):
             if rel not in listed:
                 log.warning("removing %s: published by a run killed before its manifest", rel)

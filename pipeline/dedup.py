@@ -150,7 +150,9 @@ class DedupResult:
 def _keep_order(x: DedupInput, label: np.ndarray, key_rank: np.ndarray) -> np.ndarray:
     """Row order in which the first row of each component is the one to keep (the brief's documented rule)."""
     old_first = (~x.old).astype(np.int8)  # rows of earlier runs stay, whatever the rule says
-    return np.lexsort((key_rank, x.crawled, x.published, x.caption_rank, -x.pixels, old_first, label))
+    # not crawled_at: within a run it is the order in which responses happened to arrive, and a rule that read it
+    # kept another copy of a tied cluster (so another key and split) on every re-crawl of the same pages
+    return np.lexsort((key_rank, x.published, x.caption_rank, -x.pixels, old_first, label))
 
 
 def dedup(x: DedupInput, *, threshold: int = 4, pdq_threshold: int = 256, colour_threshold: float = 255.0,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from data_schemas import Manifest, atomic_write_parquet, member_path, storage
+from data_schemas.layout import index_part_name
 from pipeline.dataset import INDEX_SCHEMA, Previous, read_table
 from pipeline.images import decode, to_rgb
 from pipeline.inputs import CleanError
@@ -63,6 +64,6 @@ def shard_signals(path: str) -> dict[str, dict]:
 def list_rehashed(manifest: Manifest, work, run: int, table: pa.Table) -> None:
     """Write the re-hashed rows as their own index part and list it in place of the parts it supersedes (which
     stay on disk, unlisted); this run's own part follows it."""
-    name = f"index/rehash-{run:05d}.parquet"
+    name = index_part_name(run, rehash=True)
     atomic_write_parquet(work / name, table.cast(INDEX_SCHEMA), row_group_size=100_000)
     manifest.extra["index"] = [name, manifest.extra["index"][-1]]

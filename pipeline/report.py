@@ -14,12 +14,13 @@ from datetime import datetime, timezone
 from typing import Any
 
 from data_schemas import Manifest, ShardInfo, reasons
+from data_schemas.layout import migrated_name
 
 KEEP_RULE = ("most pixels (original_width*original_height), then best CAPTION_PREFERENCE rank of the caption, then "
-             "earliest published_at (nulls last), then earliest crawled_at, then smallest key; rows kept by an "
+             "earliest published_at (nulls last), then smallest key; rows kept by an "
              "earlier run always stay (newcomers in their cluster are duplicate_previous_run)")
 TAKEDOWN_EXTRA = ("takedown", "last_takedown")
-ORDER_NOTE = ("rows are ordered by (input file, row group, key); re-running on the same inputs with the same "
+ORDER_NOTE = ("rows are ordered by key within each split and run; re-running on the same inputs with the same "
               "parameters writes byte-identical shards (only manifest.created_at differs)")
 
 
@@ -63,8 +64,9 @@ def build_manifest(previous: Manifest | None, *, run: int, parameters: dict[str,
             "runs": [*old_extra.get("runs", []), this_run],
             "skipped_inputs": skipped,
             "already_ingested": already,
-            "index": [*old_extra.get("index", []), index_name],
-            "rejected": [*old_extra.get("rejected", []), *rejected],
+            # earlier runs' parts under their current names (`link_previous` carried legacy ones over)
+            "index": [*map(migrated_name, old_extra.get("index", [])), index_name],
+            "rejected": [*map(migrated_name, old_extra.get("rejected", [])), *rejected],
             "keep_rule": KEEP_RULE,
             "dup_cluster": "the key of the row kept for the cluster; split = sha256(seed:cluster) < val_fraction",
             "order": ORDER_NOTE,

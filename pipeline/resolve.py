@@ -41,7 +41,7 @@ class Resolution:
 
 
 def _concat(results: list[PartitionResult]) -> dict[str, np.ndarray]:
-    """Partitions in index order; inside each, rows are sorted by key: this is the output order."""
+    """Partitions in index order; inside each, rows are sorted by key (`resolve` then sorts the kept rows by key)."""
     metas = [r.meta for r in results if r.meta]
     if not metas:
         empty = {name: np.empty(0, np.int64) for name in _FIELDS}
@@ -85,6 +85,7 @@ def resolve(results: list[PartitionResult], previous: Previous, cfg: Any) -> Res
     n_new = len(new["keys"])
     keep, reason, cluster = outcome.keep[:n_new], outcome.reason[:n_new], outcome.cluster[:n_new]
     kept = np.flatnonzero(keep)
+    kept = kept[np.argsort(new["keys"][kept], kind="stable")]  # output order: by key (`pipeline.shards`)
     clusters = cluster[kept]
     split = np.array([split_of(c, val_fraction=cfg.val_fraction, seed=cfg.seed) for c in clusters.tolist()],
                      dtype=object)

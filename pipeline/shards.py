@@ -1,6 +1,8 @@
 """Plan the output shards on the client, write each one on a worker.
 
-Rows are ordered by (input partition, key): the order depends only on the inputs, so two runs on the same inputs
+Rows are ordered by key within each split and run: keys name a pair by its address without the port
+(`data_schemas.row_id`), so the order depends neither on how the crawl's responses happened to arrive (which decides
+the RAW files' row order and so the partitions) nor on where the site listened, and two runs over the same content
 write byte-identical shards.  A shard closes at ``shard_rows`` rows or ``shard_bytes`` image bytes, whichever
 comes first; inside it, row groups hold exactly ``row_group_rows`` rows (the last one fewer), the unit a streaming
 reader fetches.
@@ -18,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from data_schemas import CLEAN_SCHEMA, ShardInfo, file_sha256
+from data_schemas.layout import shard_name
 
 
 @dataclass
@@ -25,6 +28,7 @@ class ShardPlan:
     name: str  # relative to the dataset directory
     split: str
     pieces: list[tuple[str, list[int], list[str]]]  # (staged file, row numbers, dup_cluster per row)
+    order: list[int] | None = None  # output row i is row order[i] of the pieces concatenated; None: as they come
 
 
 def plan_shards(staged: np.ndarray, rows: np.ndarray, nbytes: np.ndarray, split: np.ndarray, cluster: np.ndarray,
@@ -41,7 +45,7 @@ def plan_shards(staged: np.ndarray, rows: np.ndarray, nbytes: np.ndarray, split:
             base = cum[start - 1] if start else 0
             by_bytes = int(np.searchsorted(cum, base + shard_bytes, side="right"))
             end = max(start + 1, min(start + shard_rows, by_bytes))
-            plans.append(_plan(f"shards/{name}-{number:05d}.parquet", name, idx[start:end], staged, rows, cluster))
+            plans.append(_plan(shard_name(name, number), name, idx[start:end], staged, rows, cluster))
             start, number = end, number + 1
     return plans
 
@@ -49,14 +53,21 @@ def plan_shards(staged: np.ndarray, rows: np.ndarray, nbytes: np.ndarray, split:
 def _plan(name: str, split: str, idx: np.ndarray, staged: np.ndarray, rows: np.ndarray,
           cluster: np.ndarray) -> ShardPlan:
     by_file: dict[str, tuple[list[int], list[str]]] = defaultdict(lambda: ([], []))
-    order: list[str] = []
+    files: list[str] = []
+    slot: list[tuple[str, int]] = []  # per output row: its file and its position among that file's rows
     for i in idx:
         path = staged[i]
         if path not in by_file:
-            order.append(path)
+            files.append(path)
+        slot.append((path, len(by_file[path][0])))
         by_file[path][0].append(int(rows[i]))
         by_file[path][1].append(str(cluster[i]))
-    return ShardPlan(name=name, split=split, pieces=[(p, *by_file[p]) for p in order])
+    start, offset = 0, {}
+    for path in files:
+        offset[path], start = start, start + len(by_file[path][0])
+    order = [offset[path] + n for path, n in slot]
+    return ShardPlan(name=name, split=split, pieces=[(p, *by_file[p]) for p in files],
+                     order=None if order == sorted(order) else order)
 
 
 def _clean_rows(piece: tuple[str, list[int], list[str]], split: str) -> pa.Table:
@@ -68,6 +79,19 @@ def _clean_rows(piece: tuple[str, list[int], list[str]], split: str) -> pa.Table
     return table.cast(CLEAN_SCHEMA)
 
 
+def _ordered(plan: ShardPlan, chunk_rows: int):
+    """The shard's rows as tables in the plan's order.  Rows from several staged files interleave (a split's
+    rows come from every partition), so the shard's rows are read first, one read per staged file, and emitted
+    in order a row group at a time: memory holds one shard (at most ``shard_bytes`` of images)."""
+    if plan.order is None:
+        for piece in plan.pieces:
+            yield _clean_rows(piece, plan.split)
+        return
+    rows = pa.concat_tables([_clean_rows(piece, plan.split) for piece in plan.pieces])
+    for start in range(0, len(plan.order), chunk_rows):
+        yield rows.take(pa.array(plan.order[start:start + chunk_rows], pa.int64()))
+
+
 def write_shard(plan: ShardPlan, dataset_dir: str, *, row_group_rows: int) -> ShardInfo:
     """Worker task: stream the pieces into exact-size row groups under a temporary name, then rename."""
     final = Path(dataset_dir) / plan.name
@@ -76,8 +100,7 @@ def write_shard(plan: ShardPlan, dataset_dir: str, *, row_group_rows: int) -> Sh
     buffer: list[pa.Table] = []
     buffered = written = 0
     with pq.ParquetWriter(tmp, CLEAN_SCHEMA, compression="zstd", write_statistics=True) as writer:
-        for piece in plan.pieces:
-            table = _clean_rows(piece, plan.split)
+        for table in _ordered(plan, row_group_rows):
             buffer.append(table)
             buffered += table.num_rows
             while buffered >= row_group_rows:

@@ -11,7 +11,16 @@ from pathlib import Path
 
 import numpy as np
 
-from data_schemas import CLEAN_SCHEMA, CLEAN_VERSION, MANIFEST_NAME, Manifest, SchemaError, storage, validate
+from data_schemas import (
+    CLEAN_SCHEMA,
+    CLEAN_VERSION,
+    MANIFEST_NAME,
+    Manifest,
+    SchemaError,
+    has_manifest,
+    storage,
+    validate,
+)
 
 READ_COLUMNS = ["key", "caption", "image"]
 
@@ -47,11 +56,11 @@ class DatasetIndex:
 def _read_manifest(root: Path | str) -> Manifest:
     if not storage.exists(root):
         raise DataError(f"{root}: the data directory does not exist; run `mmpipe clean` to create it or fix --data")
-    if not storage.exists(storage.join(root, MANIFEST_NAME)):
+    if not has_manifest(root):
         local_empty = not storage.is_url(root) and root.is_dir() and not any(root.iterdir())
         what = "is empty" if local_empty else f"has no {MANIFEST_NAME}"
         raise DataError(f"{root}: the data directory {what}; point --data at a dataset written by `mmpipe clean` "
-                        "(it is complete only once its manifest.json exists)")
+                        f"(it is complete only once its {MANIFEST_NAME} exists)")
     try:
         manifest = Manifest.read(root)
     except (SchemaError, FileNotFoundError) as exc:

@@ -83,7 +83,7 @@ def _read_manifest(data: Path) -> Manifest:
     try:
         manifest = Manifest.read(data)
     except FileNotFoundError as exc:
-        raise DataError(f"{data}: no dataset there (no manifest.json); point --data at a dataset written by "
+        raise DataError(f"{data}: no dataset there (no _manifest.json); point --data at a dataset written by "
                         "`mmpipe clean`") from exc
     for shard in manifest.shards:
         if not (data / shard.name).exists():

@@ -18,6 +18,7 @@ import pyarrow as pa
 from PIL import Image, ImageDraw
 
 from data_schemas import CLEAN_SCHEMA, Manifest, ShardInfo, atomic_write_parquet, file_sha256, row_id
+from data_schemas.layout import shard_name
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 170, 60), "blue": (40, 70, 220), "yellow": (240, 220, 40),
            "white": (245, 245, 245), "black": (15, 15, 15), "purple": (140, 50, 170), "orange": (250, 140, 20)}
@@ -102,7 +103,7 @@ def _rows(spec: SyntheticSpec, processes: int) -> list[dict]:
 
 
 def write_synthetic_clean(out_dir: str | Path, spec: SyntheticSpec | None = None, *, processes: int = 1) -> Path:
-    """Write ``out_dir/shards/{train,val}-NNNNN.parquet`` and ``out_dir/manifest.json``; return ``out_dir``."""
+    """Write ``out_dir/shards/{train,val}-NNNNN.parquet`` and ``out_dir/_manifest.json``; return ``out_dir``."""
     spec = spec or SyntheticSpec()
     out_dir = Path(out_dir)
     rows = _rows(spec, processes)
@@ -111,7 +112,7 @@ def write_synthetic_clean(out_dir: str | Path, spec: SyntheticSpec | None = None
         part = [r for r in rows if r["split"] == split]
         for n, start in enumerate(range(0, len(part), spec.rows_per_shard)):
             chunk = part[start:start + spec.rows_per_shard]
-            name = f"shards/{split}-{n:05d}.parquet"
+            name = shard_name(split, n)
             table = pa.Table.from_pylist(chunk, schema=CLEAN_SCHEMA)
             path = atomic_write_parquet(out_dir / name, table, row_group_size=spec.row_group_size)
             shards.append(ShardInfo(name=name, rows=len(chunk), bytes=path.stat().st_size, sha256=file_sha256(path),

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import sys
 import time
 from contextlib import nullcontext
 from dataclasses import replace
@@ -143,8 +144,12 @@ class Trainer:
 
     def run(self) -> None:
         cfg = self.cfg
-        bar = tqdm(total=self.total, initial=self.step, disable=not (self.ctx.is_main and cfg.progress),
+        # a bar on a terminal; elsewhere (a Prefect task, a log file) one log line per logged step instead
+        show = self.ctx.is_main and cfg.progress
+        tty = sys.stderr.isatty()
+        bar = tqdm(total=self.total, initial=self.step, disable=not (show and tty),
                    unit="step", dynamic_ncols=True, desc=f"train {cfg.preset}")
+        start = (time.perf_counter(), self.step)
         batches = iter(self.feeder)
         window = {"t": time.perf_counter(), "samples": 0, "sums": {}, "steps": 0}
         try:
@@ -152,7 +157,10 @@ class Trainer:
                 self._step(batches, window)
                 bar.update(1)
                 if self.step % cfg.log_every == 0 or self.step == self.total or self.step == 1:
-                    bar.set_postfix(self._log(window))
+                    shown = self._log(window)
+                    bar.set_postfix(shown)
+                    if show and not tty:
+                        log.info("%s", progress_line(self.step, self.total, start, shown))
                 if self.step % cfg.ckpt_every == 0 or self.step == self.total:
                     self._checkpoint()
         finally:
@@ -317,3 +325,13 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
 def unwrap_ddp(model: nn.Module) -> nn.Module:
     """The DDP wrapper (for no_sync), also when it sits under torch.compile."""
     return getattr(model, "_orig_mod", model)
+
+
+def progress_line(step: int, total: int, start: tuple[float, int], shown: dict[str, str]) -> str:
+    """``step 40/300 (13%) loss 2.345 samples/s 120 eta 1m05s``: what the bar shows, as one log line."""
+    elapsed = time.perf_counter() - start[0]
+    done = step - start[1]
+    eta = elapsed / done * (total - step) if done > 0 else float("nan")
+    eta_s = f"{int(eta // 60)}m{int(eta % 60):02d}s" if eta == eta else "?"
+    stats = " ".join(f"{k} {v}" for k, v in shown.items())
+    return f"step {step}/{total} ({100 * step // max(total, 1)}%) {stats} eta {eta_s}"

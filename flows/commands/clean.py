@@ -66,7 +66,9 @@ def register(app: typer.Typer) -> None:
             help="PDQ distance, of 256 bits, that confirms a candidate (default: the stage's).")] = None,
         rehash_index: Annotated[bool, typer.Option(
             help="Recompute an older dataset's dedup index from its stored images before this run.")] = False,
-        write_rejected: Annotated[bool, typer.Option(help="Keep dropped rows in rejected/.")] = False,
+        rebuild: Annotated[bool, typer.Option(
+            help="Rebuild the whole dataset from its RAW inputs, applying changed parameters to every row.")] = False,
+        write_rejected: Annotated[bool, typer.Option(help="Keep dropped rows in _rejected/.")] = False,
         blocklist: Annotated[Path | None, typer.Option(help="Extra takedown list (JSON lines).")] = None,
     ) -> None:
         """Clean, deduplicate and split RAW pairs into training shards with a manifest."""
@@ -90,7 +92,7 @@ def register(app: typer.Typer) -> None:
             config = CleanConfig(raw=raw, out=out, scheduler=scheduler, n_workers=workers, strict=strict,
                                  langs=langs.split(",") if langs else None, image_size=image_size,
                                  resize_mode=resize_mode, val_fraction=val_fraction, write_rejected=write_rejected,
-                                 blocklist=blocklist, rehash_index=rehash_index, **dedup)
+                                 blocklist=blocklist, rehash_index=rehash_index, rebuild=rebuild, **dedup)
             out_dir = clean(config)
         except (CleanError, SchemaError, ValueError, FileNotFoundError) as exc:
             console.print(f"[red]clean failed:[/red] {exc}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -61,13 +61,23 @@ def run_cmd(
 
 def serve_cmd(
     config: Annotated[Path | None, typer.Option("--config", "-c", help="Pipeline YAML the deployments run.")] = None,
-    crawl_cron: Annotated[str, typer.Option(help="Cron of the daily crawl+clean ('' = none).")] = DAILY_CRAWL,
-    train_cron: Annotated[str, typer.Option(help="Cron of the nightly train+evaluate ('' = none).")] = NIGHTLY_TRAIN,
+    crawl_cron: Annotated[str | None, typer.Option(help=f"Cron of the daily crawl+clean ('' = none; default "
+                                                        f"'{DAILY_CRAWL}', with --demo every 5 minutes).")] = None,
+    train_cron: Annotated[str | None, typer.Option(help=f"Cron of the nightly train+evaluate ('' = none; default "
+                                                        f"'{NIGHTLY_TRAIN}', with --demo every 15 minutes).")] = None,
     timezone: Annotated[str, typer.Option(help="Time zone of the cron schedules (IANA name).")] = "UTC",
     train_pool: Annotated[str | None, typer.Option(help="Register training in this work pool (run it with "
                                                         "`prefect worker start --pool NAME` on a GPU machine) "
                                                         "instead of serving it here.")] = None,
     no_schedules: Annotated[bool, typer.Option("--no-schedules", help="Register without schedules.")] = False,
+    demo: Annotated[bool, typer.Option("--demo", help="Serve against a local demo site (started here), with a "
+                                                      "Prefect server and UI unless PREFECT_API_URL names one; "
+                                                      "one crawl+clean run starts at once.")] = False,
+    workdir: Annotated[Path, typer.Option(help="--demo: where data/ and runs/ go.")] = Path("."),
+    ui_port: Annotated[int, typer.Option(help="--demo: port of the Prefect server it starts (a free one when "
+                                              "taken).")] = 4200,
+    articles: Annotated[int, typer.Option(min=4, help="--demo: articles on the demo site.")] = 60,
+    steps: Annotated[int, typer.Option(min=1, help="--demo: training steps per scheduled training run.")] = 300,
 ) -> None:
     """Register the deployments (daily crawl+clean, nightly train, on-demand runs) and serve them until Ctrl-C.
 
@@ -77,6 +87,14 @@ def serve_cmd(
     from flows.deployments import DeploymentError, ServeOptions, serve
     from flows.pipeline import validate_enabled
 
+    if demo:
+        from flows.demo import DemoOptions
+
+        _serve_demo(config, DemoOptions(workdir=workdir, articles=articles, steps=steps), ui_port=ui_port,
+                    timezone=timezone, no_schedules=no_schedules, crawl_cron=crawl_cron, train_cron=train_cron)
+        return
+    crawl_cron = DAILY_CRAWL if crawl_cron is None else crawl_cron
+    train_cron = NIGHTLY_TRAIN if train_cron is None else train_cron
     cfg = _load(config)
     try:
         validate_enabled(cfg)  # a scheduled run at 2 am should not be the first to find a typo
@@ -88,6 +106,32 @@ def serve_cmd(
     try:
         serve(cfg, options)
     except (DeploymentError, ValueError) as exc:  # ValueError: e.g. an invalid cron expression or time zone
+        raise _fail(str(exc)) from None
+
+
+def _serve_demo(config: Path | None, demo: Any, *, ui_port: int, timezone: str, no_schedules: bool,
+                crawl_cron: str | None, train_cron: str | None) -> None:
+    from rich.console import Console
+
+    from flows.demo import DEMO_CRAWL_CRON, DEMO_TRAIN_CRON, DemoError, serve_demo
+    from flows.deployments import DeploymentError, ServeOptions
+
+    if config is not None:
+        raise _fail("--demo builds its own config against the demo site; drop --config")
+    console = Console()
+    crawl = DEMO_CRAWL_CRON if crawl_cron is None else crawl_cron
+    train = DEMO_TRAIN_CRON if train_cron is None else train_cron
+    options = ServeOptions(crawl_cron=None if no_schedules else (crawl or None),
+                           train_cron=None if no_schedules else (train or None), timezone=timezone)
+
+    def announce(site: str, ui: str) -> None:
+        console.print(f"[green]demo site[/green] {site}; [green]Prefect UI[/green] [bold]{ui}[/bold] "
+                      f"(Deployments, Runs); crawl+clean '{options.crawl_cron}', train '{options.train_cron}', "
+                      "one crawl+clean run now.  Ctrl-C stops.", highlight=False, soft_wrap=True)
+
+    try:
+        serve_demo(demo, options, ui_port=ui_port, announce=announce)
+    except (DemoError, DeploymentError, ValueError) as exc:
         raise _fail(str(exc)) from None
 
 

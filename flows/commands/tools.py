@@ -23,6 +23,7 @@ class ExportFormat(str, Enum):
 
 
 class Split(str, Enum):
+    both = "both"
     train = "train"
     val = "val"
     all = "all"
@@ -50,20 +51,23 @@ def _print_json(obj) -> None:
 
 def inspect_cmd(
     dataset: Annotated[Path, typer.Argument(help="A CLEAN dataset dir, a RAW crawl dir, or one .parquet shard.")],
-    sample: Annotated[int, typer.Option("--sample", "-n", help="Show the first N matching rows.")] = 0,
+    sample: Annotated[int, typer.Option("--sample", "-n", help="Show N matching rows: a random sample, "
+                                                                  "stratified by source (see --seed).")] = 0,
     where: Annotated[str | None, typer.Option(
         help="SQL predicate over the rows' columns (DuckDB), e.g. \"lang = 'de'\"; no subqueries, no table or "
              "file functions (read_csv, read_text, ...), no getenv: it can only filter the rows.")] = None,
     html: Annotated[Path | None, typer.Option(help="Write a self-contained HTML report here.")] = None,
     grid: Annotated[Path | None, typer.Option(help="Write a PNG contact sheet of thumbnails here.")] = None,
     thumbs: Annotated[int | None, typer.Option(help="Images in the report/sheet (default: --sample or 24).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the sample (the same seed shows the same rows).")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the numbers as JSON.")] = False,
 ) -> None:
     """Summarise a dataset: shards, rows, splits, sources, funnel, caption and image sizes, languages."""
     from pipeline.tools import inspect_dataset
     from pipeline.tools.render import render_inspect
 
-    report = _run(inspect_dataset, dataset, sample=sample, where=where, html=html, grid=grid, thumbs=thumbs)
+    report = _run(inspect_dataset, dataset, sample=sample, where=where, html=html, grid=grid, thumbs=thumbs,
+                  seed=seed)
     if as_json:
         _print_json(report)
     else:
@@ -101,7 +105,7 @@ def takedown_cmd(
     sha256: Annotated[list[str] | None, typer.Option("--sha256", help="sha256 of the stored image (repeatable).")]
     = None,
     file: Annotated[Path | None, typer.Option("--file", help="One entry per line: sha256, URL or domain.")] = None,
-    reason: Annotated[str, typer.Option(help="Why (recorded in takedowns.jsonl and blocklist.jsonl).")] = "",
+    reason: Annotated[str, typer.Option(help="Why (recorded in _takedowns.jsonl and _blocklist.jsonl).")] = "",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be removed; write nothing.")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Only finish an interrupted takedown.")] = False,
 ) -> None:
@@ -129,8 +133,11 @@ def export_cmd(
     dataset: Annotated[str, typer.Argument(help="The CLEAN dataset dir (or s3:// URL) to export.")],
     format: Annotated[ExportFormat, typer.Option("--format", help="Output format.")],
     out: Annotated[str, typer.Option("--out", help="Output folder or URL (empty, or use --overwrite).")],
-    split: Annotated[Split, typer.Option(help="Which split to export.")] = Split.all,
-    samples_per_shard: Annotated[int, typer.Option(help="Samples per output shard.")] = 1000,
+    split: Annotated[Split, typer.Option(help="both: OUT/train/ and OUT/val/; train or val alone; all: one mixed "
+                                              "set in OUT/all/.")] = Split.both,
+    samples_per_shard: Annotated[int, typer.Option(help="Samples per output shard (at most).")] = 1000,
+    min_shards: Annotated[int, typer.Option(help="At least this many shards per set (open_clip needs one per "
+                                                 "data loader worker); fewer only for fewer samples.")] = 8,
     with_images: Annotated[bool, typer.Option(help="img2dataset-parquet: include the `jpg` column.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an earlier export in --out.")] = False,
 ) -> None:
@@ -143,11 +150,19 @@ def export_cmd(
     with Progress(console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
         task = bar.add_task("exporting", total=None)
         path = _run(export_dataset, dataset, format=format.value, out=out, split=split.value,
-                    samples_per_shard=samples_per_shard, with_images=with_images, overwrite=overwrite,
-                    progress=lambda n: bar.advance(task, n))
+                    samples_per_shard=samples_per_shard, min_shards=min_shards, with_images=with_images,
+                    overwrite=overwrite, progress=lambda n: bar.advance(task, n))
     info = json.loads(storage.read_text(storage.join(path, "export.json")))
-    console.print(Text.assemble(("exported ", "green"), f"{info['samples']:,} samples in {len(info['shards'])} "
-                                f"shard(s) ({format.value}, split {split.value}) to {path}"))
+    sets = ", ".join(f"{name}/ {s['samples']:,} samples in {len(s['shards'])} shard(s)"
+                     for name, s in info["sets"].items())
+    console.print(Text.assemble(("exported ", "green"), f"{info['samples']:,} samples ({format.value}) to {path}: "
+                                f"{sets}"), soft_wrap=True)
+    for name, s in info["sets"].items():
+        if s.get("note"):
+            console.print(Text(f"note: {name}/: {s['note']}", style="yellow"), soft_wrap=True)
+    if info.get("open_clip"):
+        console.print(Text("train with open_clip:"))
+        console.print(Text(f"  {info['open_clip']}"), soft_wrap=True)
 
 
 def browse_cmd(

@@ -96,7 +96,7 @@ def _print_scores(out: Path) -> None:
 def register(app: typer.Typer) -> None:
     @app.command("train")
     def train_command(
-        data: Annotated[str, typer.Option("--data", help="CLEAN dataset directory or URL (with manifest.json).")],
+        data: Annotated[str, typer.Option("--data", help="CLEAN dataset directory or URL (with _manifest.json).")],
         out: Annotated[str, typer.Option("--out", help="Run directory or URL, e.g. runs/NAME.")],
         config: Annotated[Path | None, typer.Option("--config", help="YAML file of TrainConfig fields.")] = None,
         preset: Annotated[str | None, typer.Option(help="tiny | base | seed")] = None,
@@ -136,7 +136,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("score")
     def score_command(
-        data: Annotated[Path, typer.Option("--data", help="Dataset directory (with manifest.json).")],
+        data: Annotated[Path, typer.Option("--data", help="Dataset directory (with _manifest.json).")],
         run: Annotated[Path | None, typer.Option("--run", help="Training run whose model scores the rows.")] = None,
         open_clip: Annotated[str | None, typer.Option("--open-clip", help="An open_clip model name, or its JSON "
                                                                           "model config, instead of --run.")] = None,

@@ -23,6 +23,7 @@ from data_schemas import (
     MANIFEST_NAME,
     Manifest,
     SchemaError,
+    layout,
     member_path,
     schema_name,
     schema_version,
@@ -30,7 +31,6 @@ from data_schemas import (
 )
 
 CRAWL_SUMMARY_NAME = "crawl_summary.json"
-INDEX_DIR = "index"
 # Per kind: the image column, and SQL that gives every kind the same convenient column names for --where.
 _IMAGE_COLUMN = {"clean": "image", "raw": "image_bytes"}
 
@@ -76,10 +76,16 @@ def _kind_of(path: Path) -> tuple[str, str | None]:
 
 
 def _parquet_files(root: Path) -> list[Path]:
-    files = [p for p in sorted(root.glob("*.parquet")) if not p.name.startswith(".")]
-    if not files:  # e.g. a dataset whose manifest is gone: shards live in a subfolder
-        files = [p for p in sorted(root.rglob("*.parquet"))
-                 if not any(part.startswith(".") or part == INDEX_DIR for part in p.relative_to(root).parts)]
+    """The shards of a directory without a manifest (RAW crawl output, or a dataset whose manifest is gone):
+    ``*.parquet`` outside hidden and auxiliary (``_``) folders, and outside a legacy layout's ``index/`` and
+    ``rejected/``."""
+    aux = ("index", "rejected")
+    glob = f"*{layout.SHARD_SUFFIX}"
+    files = [p for p in sorted(root.glob(glob)) if not p.name.startswith((".", layout.AUX_PREFIX))]
+    if not files:  # shards live in a subfolder
+        files = [p for p in sorted(root.rglob(glob))
+                 if not any(part.startswith((".", layout.AUX_PREFIX)) or part in aux
+                            for part in p.relative_to(root).parts)]
     return files
 
 
@@ -100,10 +106,10 @@ def open_dataset(path: str | Path, *, require_files: bool = True) -> Dataset:
     if not path.exists():
         raise ToolError(f"{path}: no such file or directory")
     if path.is_file():
-        if path.suffix != ".parquet":
+        if path.suffix != layout.SHARD_SUFFIX:
             raise ToolError(f"{path}: expected a dataset directory or a .parquet shard")
         return Dataset(root=path.parent, kind=_kind_of(path)[0], files=[path], single_file=True)
-    if (path / MANIFEST_NAME).exists():
+    if layout.has_manifest(path):
         try:
             manifest = Manifest.read(path)
         except SchemaError as exc:
@@ -119,7 +125,7 @@ def open_dataset(path: str | Path, *, require_files: bool = True) -> Dataset:
     if not files:
         if summary is not None:
             return Dataset(root=path, kind="raw", files=[], crawl_summary=summary)
-        raise ToolError(f"{path}: no manifest.json and no .parquet files; is this a dataset directory?")
+        raise ToolError(f"{path}: no {MANIFEST_NAME} and no .parquet files; is this a dataset directory?")
     kinds = {_kind_of(f)[0] for f in files}
     if len(kinds) > 1:
         raise ToolError(f"{path}: mixes RAW and CLEAN files; point at one dataset (e.g. {path}/raw or {path}/clean)")

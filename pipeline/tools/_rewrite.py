@@ -14,9 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from data_schemas import Blocklist, atomic_write_parquet
-
-REJECTED_DIR = "rejected"  # the clean stage's optional audit trail of dropped rows (urls, maybe original bytes)
+from data_schemas import Blocklist, atomic_write_parquet, layout
 
 
 def candidates(batch: pa.RecordBatch, *, urls: list[str], domains: list[str], sha256: list[str]) -> pa.Array:
@@ -64,15 +62,17 @@ def rewrite_without(path: Path, drop: set[str], *, key_column: str = "key") -> i
 
 def rejected_matches(root: Path, blocklist: Blocklist, *, urls: list[str], domains: list[str],
                      sha256: list[str]) -> dict[str, list[str]]:
-    """The ids to remove from each ``rejected/*.parquet`` (by name relative to ``root``): a takedown must not leave
+    """The ids to remove from each ``_rejected/*.pq`` (and legacy ``rejected/*.parquet``; by name relative to
+    ``root``): a takedown must not leave
     the content in an audit file.  Found before anything is rewritten, so a resumed takedown removes (and counts)
     exactly the same rows.
 
     Those rows carry page/image URLs and, optionally, the original image bytes (matched by their sha256).
     """
     found = {}
-    folder = root / REJECTED_DIR
-    for path in sorted(folder.glob("*.parquet")) if folder.is_dir() else []:
+    parts = [*sorted((root / layout.REJECTED_DIR).glob(f"*{layout.AUX_SUFFIX}")),
+             *sorted((root / "rejected").glob(f"*{layout.SHARD_SUFFIX}"))]  # the clean stage's audit trail
+    for path in parts:
         names = pq.read_schema(path).names
         if not {"id", "page_url", "image_url"} <= set(names):
             continue
@@ -88,5 +88,5 @@ def rejected_matches(root: Path, blocklist: Blocklist, *, urls: list[str], domai
                 if blocked(row, blocklist):
                     drop.add(row["id"])
         if drop:
-            found[f"{REJECTED_DIR}/{path.name}"] = sorted(drop)
+            found[path.relative_to(root).as_posix()] = sorted(drop)
     return found

@@ -99,20 +99,72 @@ class Thumb:
     image: object  # PIL.Image.Image | None
 
 
-def load_thumbs(con: duckdb.DuckDBPyConnection, ds: Dataset, n: int, *, size: int = 256) -> list[Thumb]:
-    """The first ``n`` matching rows with previews; only these ``n`` images are ever read, in batches of 16.
+def quotas(per_source: dict[str, int], n: int) -> dict[str, int]:
+    """``n`` sample slots over the sources in proportion to their rows (largest remainder), every source getting at
+    least one while there are slots for all, and none more than it has."""
+    total = sum(per_source.values())
+    n = min(n, total)
+    if n <= 0:
+        return {}
+    share = {s: n * c / total for s, c in per_source.items()}
+    out = {s: int(v) for s, v in share.items()}
+    if n >= len(per_source):
+        out = {s: max(1, v) for s, v in out.items()}
+    while sum(out.values()) > n:  # the minimum of one took slots from the largest sources
+        biggest = max(out, key=lambda s: (out[s], s))
+        out[biggest] -= 1
+    for s in sorted(share, key=lambda s: (out[s] - share[s], s)):  # largest remainder first
+        if sum(out.values()) == n:
+            break
+        if out[s] < per_source[s]:
+            out[s] += 1
+    return out
+
+
+def sample_keys(con: duckdb.DuckDBPyConnection, n: int, *, seed: int = 0) -> list[str]:
+    """A seeded random sample of ``n`` matching rows, stratified by source, as keys in a random order: a person
+    looking at a sample must see every source in its share, not the first rows of the first shard (which hold
+    one source).  The order within each source is md5(seed:key): the same seed gives the same sample."""
+    if n <= 0:
+        return []
+    per_source = dict(con.execute("SELECT coalesce(source, ''), count(*) FROM rows GROUP BY 1").fetchall())
+    want = quotas(per_source, n)
+    salt = f"{int(seed)}:"
+    picked = con.execute(
+        "SELECT s, key, h FROM (SELECT coalesce(source, '') AS s, key, md5(? || key) AS h, row_number() OVER "
+        "(PARTITION BY coalesce(source, '') ORDER BY md5(? || key), key) AS r FROM rows) "
+        "WHERE r <= ? ORDER BY h, key", [salt, salt, max(want.values(), default=0)]).fetchall()
+    taken: dict[str, int] = {}
+    keys = []
+    for source, key, _ in picked:
+        if taken.get(source, 0) < want.get(source, 0):
+            taken[source] = taken.get(source, 0) + 1
+            keys.append(key)
+    return keys
+
+
+def rows_of(keys: list[str]) -> str:
+    """SQL predicate for rows with these keys (a constant list: DuckDB skips the row groups whose key range
+    holds none, and shards are written in key order, so a sample reads few row groups)."""
+    quoted = ", ".join("'" + str(k).replace("'", "''") + "'" for k in keys)
+    return f"key IN ({quoted})" if keys else "FALSE"
+
+
+def load_thumbs(con: duckdb.DuckDBPyConnection, ds: Dataset, keys: list[str], *, size: int = 256) -> list[Thumb]:
+    """The rows with these keys (a `sample_keys` sample), in that order, with previews; only these images are
+    decoded, in batches of 16.
 
     Images over the clean stage's pixel limit (the dataset's own ``max_pixels`` parameter, else the clean
     config's default) get no preview: they are never decoded."""
-    if n <= 0:
+    if not keys:
         return []
     max_pixels = int((ds.manifest.parameters if ds.manifest else {}).get("max_pixels") or CleanConfig.max_pixels)
     dims = "width, height" if ds.kind == "clean" else "NULL AS width, NULL AS height"
     reader = query_reader(con, f"SELECT key, caption, source, {dims}, {ds.image_column} AS img FROM rows "
-                               f"LIMIT {int(n)}", 16)
-    out = []
+                               f"WHERE {rows_of(keys)}", 16)
+    found = {}
     for batch in reader:
         for row in batch.to_pylist():
-            out.append(Thumb(row["key"], row["caption"] or "", row["source"], row["width"], row["height"],
-                             thumbnail(row["img"], size, max_pixels=max_pixels)))
-    return out
+            found.setdefault(row["key"], Thumb(row["key"], row["caption"] or "", row["source"], row["width"],
+                                               row["height"], thumbnail(row["img"], size, max_pixels=max_pixels)))
+    return [found[k] for k in keys if k in found]

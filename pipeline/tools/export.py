@@ -1,14 +1,22 @@
 """`mmpipe export`: hand our data to the tools people already use, without a conversion script of their own.
 
+Each split goes to its own set, ``OUT/train/`` and ``OUT/val/`` (``--split both``, the default; ``train`` or
+``val`` alone; ``all``: one mixed set in ``OUT/all/``), because open_clip trains on one set and evaluates on another.
+
 * ``webdataset``: ``00000.tar``, ``00001.tar``, ... each sample as ``{key}.jpg`` (or .png/.webp, by the bytes),
   ``{key}.txt`` (caption) and ``{key}.json`` (metadata), the layout open_clip's ``--dataset-type webdataset``
-  reads; plus ``sizes.json`` ({shard: samples}), which open_clip uses for the dataset size.
+  reads; plus ``sizes.json`` ({shard: samples}), which open_clip reads for the dataset size.
 * ``img2dataset-parquet``: ``00000.parquet``, ... with img2dataset's output columns (``url``, ``caption``, ``key``,
   ``status``, ``error_message``, ``width``, ``height``, ``original_width``, ``original_height``, ``exif``,
   ``sha256``, then our extra columns as img2dataset's ``save_additional_columns`` would, and ``jpg`` last when
   images are included), and ``00000_stats.json`` per shard.
 
-Rows are streamed batch by batch; each output shard is written under a temporary name and renamed when complete.
+Every export names a sample by its CLEAN ``key`` (webdataset ``__key__``, img2dataset ``key``), so exports join with
+each other and with the dataset.  A set has at least ``min_shards`` shards (open_clip asserts at least as many
+shards as data loader workers; webdataset splits work by shard), fewer only when it has fewer samples, and then
+the result says so; shard sizes differ by at most one.  ``export.json`` records the sets and the open_clip command
+line that trains on them.  Rows are streamed batch by batch; each output shard is written under a temporary name and
+renamed when complete.
 """
 
 from __future__ import annotations
@@ -30,25 +38,50 @@ from data_schemas import atomic_write_json, file_sha256, is_safe_key, storage
 from pipeline.tools._read import Dataset, ToolError, image_ext, iter_batches, open_dataset
 
 FORMATS = ("webdataset", "img2dataset-parquet")
-SPLITS = ("train", "val", "all")
+SPLITS = ("both", "train", "val", "all")
 SHARD_DIGITS = 5  # 00000.tar, as img2dataset and open_clip's examples name shards
+MIN_SHARDS = 8  # open_clip's default --workers is 4; 8 also leaves a shard per worker on two GPUs
 _META = ["key", "caption", "caption_origin", "width", "height", "original_width", "original_height", "sha256",
          "lang", "source", "source_kind", "page_url", "image_url", "published_at", "crawled_at", "license",
          "credit", "split"]
 # Our columns kept next to img2dataset's, like its `save_additional_columns`.
-_EXTRA = ["mmpipe_key", "page_url", "source", "source_kind", "lang", "caption_origin", "license", "credit", "split"]
+_EXTRA = ["page_url", "source", "source_kind", "lang", "caption_origin", "license", "credit", "split"]
 I2D_SCHEMA = pa.schema([
     ("url", pa.string()), ("caption", pa.string()), ("key", pa.string()), ("status", pa.string()),
     ("error_message", pa.string()), ("width", pa.int32()), ("height", pa.int32()),
     ("original_width", pa.int32()), ("original_height", pa.int32()), ("exif", pa.string()), ("sha256", pa.string()),
     *((name, pa.string()) for name in _EXTRA),
 ])
+_SETS = {"both": ("train", "val"), "train": ("train",), "val": ("val",), "all": ("all",)}
 
 
-def i2d_key(shard: int, index: int, samples_per_shard: int) -> str:
-    """img2dataset's key: shard id then index within the shard, zero-padded (9 digits for 10,000 per shard)."""
-    digits = max(1, math.ceil(math.log10(samples_per_shard)))
-    return f"{shard * 10 ** digits + index:0{SHARD_DIGITS + digits}d}"
+def shard_sizes(samples: int, *, samples_per_shard: int, min_shards: int) -> list[int]:
+    """Samples per shard: ``ceil(samples / samples_per_shard)`` shards, at least ``min_shards`` (but never an empty
+    one), as even as possible."""
+    if samples == 0:
+        return []
+    count = min(samples, max(min_shards, math.ceil(samples / samples_per_shard)))
+    base, extra = divmod(samples, count)
+    return [base + 1 if i < extra else base for i in range(count)]
+
+
+def _split_counts(ds: Dataset) -> dict[str, int]:
+    """Rows per split: the manifest's shard records where each shard holds one split, else the split column.
+    Every key is checked first (the key column only), so an unsafe one stops the export before any file."""
+    counts = {"train": 0, "val": 0}
+    for f in ds.files:
+        for batch in iter_batches(f, ["key"], batch_size=65536):
+            for key in batch.column(0).to_pylist():
+                _safe_key({"key": key})
+    for f in ds.files:
+        info = next((s for s in ds.manifest.shards if s.name == ds.rel(f)), None) if ds.manifest else None
+        if info is not None and info.split in counts:
+            counts[info.split] += info.rows
+            continue
+        for batch in iter_batches(f, ["split"], batch_size=65536):
+            for value in batch.column(0).to_pylist():
+                counts[value] = counts.get(value, 0) + 1
+    return counts
 
 
 def _rows(ds: Dataset, split: str, columns: list[str]) -> Iterator[dict]:
@@ -69,11 +102,19 @@ def _json_meta(row: dict) -> bytes:
     return json.dumps(meta, ensure_ascii=False, sort_keys=True).encode("utf-8")
 
 
-class _Shards:
-    """Numbered output files written under a temporary name and renamed when complete."""
+def _safe_key(row: dict) -> str:
+    key = row["key"]
+    if not is_safe_key(key):  # a member name like ../../x would be written outside wherever it is extracted
+        raise ToolError(f"key {key!r} is not a safe file name (data_schemas.KEY_PATTERN); run `mmpipe verify` "
+                        "on the dataset and re-create it with `mmpipe clean`")
+    return key
 
-    def __init__(self, out: Path, ext: str, per_shard: int):
-        self.out, self.ext, self.per_shard = out, ext, per_shard
+
+class _Shards:
+    """Numbered output files of one set, of the planned sizes, written under a temporary name and renamed."""
+
+    def __init__(self, out: Path, ext: str, sizes: list[int]):
+        self.out, self.ext, self.sizes = out, ext, sizes
         self.index, self.count, self.done = 0, 0, []  # done: (name, samples)
 
     def name(self) -> str:
@@ -81,6 +122,9 @@ class _Shards:
 
     def tmp(self) -> Path:
         return self.out / f".{self.name()}.tmp"
+
+    def full(self) -> bool:
+        return self.count == self.sizes[self.index]
 
     def publish(self) -> None:
         os.replace(self.tmp(), self.out / self.name())
@@ -99,15 +143,12 @@ def _write_webdataset(rows: Iterator[dict], shards: _Shards, mtime: float) -> No
     for row in rows:
         if tar is None:
             tar = tarfile.open(shards.tmp(), "w", format=tarfile.USTAR_FORMAT)
-        key = row["key"]
-        if not is_safe_key(key):  # a member name like ../../x would be written outside wherever it is extracted
-            raise ToolError(f"key {key!r} is not a safe file name (data_schemas.KEY_PATTERN); run `mmpipe verify` "
-                            "on the dataset and re-create it with `mmpipe clean`")
+        key = _safe_key(row)
         add(tar, f"{key}.{image_ext(row['image'])}", row["image"])
         add(tar, f"{key}.txt", row["caption"].encode("utf-8"))
         add(tar, f"{key}.json", _json_meta(row))
         shards.count += 1
-        if shards.count == shards.per_shard:
+        if shards.full():
             tar.close()
             tar = None
             shards.publish()
@@ -116,10 +157,10 @@ def _write_webdataset(rows: Iterator[dict], shards: _Shards, mtime: float) -> No
         shards.publish()
 
 
-def _i2d_record(row: dict, key: str, with_images: bool) -> dict:
-    rec = {"url": row["image_url"], "caption": row["caption"], "key": key, "status": "success",
-           "error_message": None, "exif": None, "mmpipe_key": row["key"]}
-    for name in ("width", "height", "original_width", "original_height", "sha256", *_EXTRA[1:]):
+def _i2d_record(row: dict, with_images: bool) -> dict:
+    rec = {"url": row["image_url"], "caption": row["caption"], "key": _safe_key(row), "status": "success",
+           "error_message": None, "exif": None}
+    for name in ("width", "height", "original_width", "original_height", "sha256", *_EXTRA):
         rec[name] = row[name]
     if with_images:
         rec["jpg"] = row["image"]
@@ -147,54 +188,102 @@ def _write_i2d(rows: Iterator[dict], shards: _Shards, with_images: bool) -> None
     for row in rows:
         if writer is None:
             writer = pq.ParquetWriter(shards.tmp(), schema, compression="zstd")
-        buf.append(_i2d_record(row, i2d_key(shards.index, shards.count, shards.per_shard), with_images))
+        buf.append(_i2d_record(row, with_images))
         shards.count += 1
         if len(buf) >= 256:
             flush()
-        if shards.count == shards.per_shard:
+        if shards.full():
             finish()
             writer = None
     if writer is not None:
         finish()
 
 
+def _old_export(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return [p for p in folder.iterdir() if p.suffix in (".tar", ".parquet") or p.name in ("sizes.json", "export.json")
+            or p.name.endswith("_stats.json")]
+
+
 def _prepare_out(out: Path, overwrite: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    old = [p for p in out.iterdir() if p.suffix in (".tar", ".parquet") or p.name in ("sizes.json", "export.json")
-           or p.name.endswith("_stats.json")]
+    old = [p for folder in (out, *(out / name for name in ("train", "val", "all"))) for p in _old_export(folder)]
     if old and not overwrite:
-        raise ToolError(f"{out}: already holds an export ({old[0].name}, ...); choose an empty folder or pass "
-                        "--overwrite to replace it")
+        raise ToolError(f"{out}: already holds an export ({old[0].relative_to(out)}, ...); choose an empty folder "
+                        "or pass --overwrite to replace it")
     for p in old:
         p.unlink()
 
 
-def export_dataset(path: str | Path, *, format: str, out: str | Path, split: str = "all",
-                   samples_per_shard: int = 1000, with_images: bool = False, overwrite: bool = False,
-                   progress: Callable[[int], None] | None = None) -> Path:
-    """Export a CLEAN dataset (``split``: train, val or all) to ``out``; returns ``out``.  A URL ``out`` is
-    written in a local temporary folder and published there, each file whole, export.json last."""
+def open_clip_command(out: Path | str, sets: dict[str, dict]) -> str | None:
+    """The open_clip command line that trains on the webdataset sets (None without a train set); an export on
+    S3 is read through ``pipe:aws s3 cp`` (webdataset's own way to stream objects)."""
+    def pattern(name: str) -> str:
+        n = len(sets[name]["shards"])
+        last = f"{n - 1:0{SHARD_DIGITS}d}"
+        files = "00000" if n == 1 else f"{{{0:0{SHARD_DIGITS}d}..{last}}}"
+        if storage.is_url(out):
+            url = f"{out}/{name}/{files}.tar"
+            return f"'pipe:aws s3 cp {url} -'" if url.startswith("s3://") else f"'{url}'"
+        return f"'{Path(out).resolve() / name / files}.tar'"
+
+    train = "train" if sets.get("train", {}).get("shards") else "all" if sets.get("all", {}).get("shards") else None
+    if train is None:
+        return None
+    workers = min(4, len(sets[train]["shards"]))
+    parts = ["python -m open_clip_train.main", f"--train-data {pattern(train)}",
+             f"--train-num-samples {sets[train]['samples']}", "--dataset-type webdataset"]
+    if sets.get("val", {}).get("shards"):
+        parts += [f"--val-data {pattern('val')}", f"--val-num-samples {sets['val']['samples']}"]
+    parts += [f"--workers {workers}", "--batch-size 32", "--epochs 1", "--model ViT-B-32"]
+    return " ".join(parts)
+
+
+def export_dataset(path: str | Path, *, format: str, out: str | Path, split: str = "both",
+                   samples_per_shard: int = 1000, min_shards: int = MIN_SHARDS, with_images: bool = False,
+                   overwrite: bool = False, progress: Callable[[int], None] | None = None) -> Path:
+    """Export a CLEAN dataset (``split``: both, train, val or all) to ``out/<set>/``; returns ``out``.  A URL
+    ``out`` is written in a local temporary folder and published there, each file whole, export.json last."""
     if storage.is_url(out):
         return _export_remote(path, format=format, out=storage.location(out), split=split,
-                              samples_per_shard=samples_per_shard, with_images=with_images, overwrite=overwrite,
-                              progress=progress)
+                              samples_per_shard=samples_per_shard, min_shards=min_shards, with_images=with_images,
+                              overwrite=overwrite, progress=progress)
     if format not in FORMATS:
         raise ToolError(f"unknown export format '{format}'; choose one of {', '.join(FORMATS)}")
     if split not in SPLITS:
         raise ToolError(f"unknown split '{split}'; choose one of {', '.join(SPLITS)}")
-    if samples_per_shard < 1:
-        raise ToolError("--samples-per-shard must be at least 1")
+    if samples_per_shard < 1 or min_shards < 1:
+        raise ToolError("--samples-per-shard and --min-shards must be at least 1")
     ds = open_dataset(path)
     if ds.kind != "clean":
         raise ToolError(f"{path}: export needs a CLEAN dataset (run `mmpipe clean` on raw crawl output first)")
     out = Path(out)
     _prepare_out(out, overwrite)
-    ext = "tar" if format == "webdataset" else "parquet"
-    shards = _Shards(out, ext, samples_per_shard)
+    counts = _split_counts(ds)
+    counts["all"] = sum(counts.values())
+    sets = {}
+    for name in _SETS[split]:
+        sizes = shard_sizes(counts.get(name, 0), samples_per_shard=samples_per_shard, min_shards=min_shards)
+        done = _export_set(ds, out / name, name, format=format, sizes=sizes, with_images=with_images,
+                           progress=progress)
+        sets[name] = {"samples": sum(n for _, n in done), "shards": _shard_records(out / name, done)}
+        if len(done) < min_shards:
+            sets[name]["note"] = (f"{len(done)} shard(s), fewer than --min-shards {min_shards}: the set has only "
+                                  f"{sets[name]['samples']} sample(s)"
+                                  + (f"; give open_clip --workers <= {len(done)}" if format == "webdataset" else ""))
+    _write_index(ds, out, format=format, split=split, sets=sets)
+    return out
+
+
+def _export_set(ds: Dataset, out: Path, split: str, *, format: str, sizes: list[int], with_images: bool,
+                progress: Callable[[int], None] | None) -> list[tuple[str, int]]:
+    out.mkdir(parents=True, exist_ok=True)
+    shards = _Shards(out, "tar" if format == "webdataset" else "parquet", sizes)
     columns = list(dict.fromkeys(_META + ["image"]))
     if format == "img2dataset-parquet" and not with_images:
         columns.remove("image")
-    rows = _rows(ds, split, columns)
+    rows = _rows(ds, split, columns) if sizes else iter(())
     if progress:
         rows = _counting(rows, progress)
     try:
@@ -202,12 +291,12 @@ def export_dataset(path: str | Path, *, format: str, out: str | Path, split: str
             created = ds.manifest.created_at if ds.manifest else None
             mtime = datetime.fromisoformat(created).timestamp() if created else 0.0
             _write_webdataset(rows, shards, mtime)
+            atomic_write_json(out / "sizes.json", dict(shards.done))
         else:
             _write_i2d(rows, shards, with_images)
     finally:
         shards.tmp().unlink(missing_ok=True)
-    _write_index(ds, out, format=format, split=split, shards=shards)
-    return out
+    return shards.done
 
 
 def _export_remote(path, *, out: str, overwrite: bool, **kwargs) -> str:
@@ -218,6 +307,9 @@ def _export_remote(path, *, out: str, overwrite: bool, **kwargs) -> str:
                         "--overwrite to replace it")
     with tempfile.TemporaryDirectory(prefix="mmpipe-export-") as tmp:
         export_dataset(path, out=tmp, overwrite=False, **kwargs)
+        info = json.loads((Path(tmp) / "export.json").read_text())
+        if info.get("open_clip"):  # name the published shards, not the temporary folder
+            atomic_write_json(Path(tmp) / "export.json", {**info, "open_clip": open_clip_command(out, info["sets"])})
         storage.remove(storage.join(out, "export.json"))  # no reader trusts a half-replaced export
         for key in old:
             fs.rm(key)
@@ -232,14 +324,17 @@ def _counting(rows: Iterator[dict], progress: Callable[[int], None]) -> Iterator
         progress(1)
 
 
-def _write_index(ds: Dataset, out: Path, *, format: str, split: str, shards: _Shards) -> None:
-    """sizes.json for open_clip; export.json records where the export came from, so it can be traced and trusted."""
-    if format == "webdataset":
-        atomic_write_json(out / "sizes.json", dict(shards.done))
+def _shard_records(out: Path, done: list[tuple[str, int]]) -> list[dict]:
+    return [{"name": name, "samples": n, "bytes": (out / name).stat().st_size, "sha256": file_sha256(out / name)}
+            for name, n in done]
+
+
+def _write_index(ds: Dataset, out: Path, *, format: str, split: str, sets: dict[str, dict]) -> None:
+    """export.json records where the export came from (so it can be traced and trusted), its sets and, for
+    webdataset, the open_clip command line that trains on it."""
     atomic_write_json(out / "export.json", {
         "format": format, "split": split, "source": ds.root if storage.is_url(ds.root) else str(ds.root.resolve()),
         "source_manifest_created_at": ds.manifest.created_at if ds.manifest else None,
-        "samples": sum(n for _, n in shards.done),
-        "shards": [{"name": name, "samples": n, "bytes": (out / name).stat().st_size,
-                    "sha256": file_sha256(out / name)} for name, n in shards.done],
+        "samples": sum(s["samples"] for s in sets.values()), "sets": sets,
+        "open_clip": open_clip_command(out, sets) if format == "webdataset" else None,
     })

@@ -86,11 +86,12 @@ def _funnel(ds: Dataset) -> tuple[list[tuple[str, int]], str | None]:
     return steps, "crawl_summary"
 
 
-def _sample(con, ds: Dataset, n: int) -> list[dict[str, Any]]:
-    if n <= 0:
+def _sample(con, ds: Dataset, keys: list[str]) -> list[dict[str, Any]]:
+    if not keys:
         return []
     cols = ", ".join(_SAMPLE_COLUMNS[ds.kind])
-    return query_table(con, f"SELECT {cols} FROM rows LIMIT {int(n)}").to_pylist()
+    rows = {r["key"]: r for r in query_table(con, f"SELECT {cols} FROM rows WHERE {_stats.rows_of(keys)}").to_pylist()}
+    return [rows[k] for k in keys if k in rows]
 
 
 def _fill_stats(con, ds: Dataset, report: InspectReport) -> None:
@@ -112,10 +113,11 @@ def _fill_stats(con, ds: Dataset, report: InspectReport) -> None:
 
 
 def inspect_dataset(path: str | Path, *, sample: int = 0, where: str | None = None, html: str | Path | None = None,
-                    grid: str | Path | None = None, thumbs: int | None = None) -> InspectReport:
+                    grid: str | Path | None = None, thumbs: int | None = None, seed: int = 0) -> InspectReport:
     """Summarise a clean dataset, a raw crawl directory or one shard; optionally write an HTML report / a sheet.
 
-    ``thumbs`` (default: ``sample`` or 24) is how many images the HTML report and the contact sheet show.
+    ``sample`` rows and ``thumbs`` images (default: ``sample`` or 24) for the HTML report and the contact sheet
+    are each a random sample stratified by source (`_stats.sample_keys`, seeded by ``seed``).
     """
     ds = open_dataset(path)
     shards = _shards(ds)
@@ -132,10 +134,10 @@ def inspect_dataset(path: str | Path, *, sample: int = 0, where: str | None = No
     try:
         rows_view(con, ds, where)
         _fill_stats(con, ds, report)
-        report.sample = _sample(con, ds, sample)
+        report.sample = _sample(con, ds, _stats.sample_keys(con, sample, seed=seed))
         if html or grid:
             n = thumbs if thumbs is not None else (sample or DEFAULT_THUMBS)
-            previews = _stats.load_thumbs(con, ds, n)
+            previews = _stats.load_thumbs(con, ds, _stats.sample_keys(con, n, seed=seed))
             if html:
                 from pipeline.tools.report_html import write_html
 

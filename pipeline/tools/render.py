@@ -43,7 +43,7 @@ def _overview(r: InspectReport) -> Table:
     if r.splits:
         t.add_row("splits", Text(", ".join(f"{k} {v:,}" for k, v in r.splits.items())))
     if r.extra.get("takedown"):
-        t.add_row("taken down", f"{int(r.extra['takedown']):,} rows (see takedowns.jsonl)")
+        t.add_row("taken down", f"{int(r.extra['takedown']):,} rows (see _takedowns.jsonl)")
     return t
 
 

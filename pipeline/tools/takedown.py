@@ -28,6 +28,8 @@ from urllib.parse import urlsplit
 import pyarrow.parquet as pq
 
 from data_schemas import (
+    MANIFEST_NAME,
+    TAKEDOWN_LOG,
     TAKEDOWN_PENDING,
     BlockEntry,
     Blocklist,
@@ -35,13 +37,13 @@ from data_schemas import (
     atomic_write_json,
     fault_point,
     file_sha256,
+    layout,
     member_path,
     reasons,
 )
 from pipeline.tools._read import Dataset, ToolError, iter_batches, open_dataset
 from pipeline.tools._rewrite import blocked, candidates, rejected_matches, rewrite_without
 
-TAKEDOWN_LOG = "takedowns.jsonl"
 PENDING = TAKEDOWN_PENDING
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 _DOMAIN = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
@@ -207,16 +209,17 @@ def _block_entries(request: TakedownRequest, rows: list[dict], existing: Blockli
 def _append_log(root: Path, record: dict) -> Path:
     """One line per takedown, appended like the blocklist (old lines + the new one, replaced in one rename), and
     only once: a takedown resumed after its line was written does not log itself again."""
-    path = root / TAKEDOWN_LOG
-    old = path.read_bytes() if path.exists() else b""
+    path, source = root / TAKEDOWN_LOG, layout.find(root, TAKEDOWN_LOG)
+    old = source.read_bytes() if source.exists() else b""
     try:
         last = json.loads(old.rstrip(b"\n").rsplit(b"\n", 1)[-1] or b"{}")
     except ValueError:  # a line cut by an older mmpipe's interrupted append: keep it, add ours
         last = {}
     if record.get("id") and isinstance(last, dict) and last.get("id") == record["id"]:
-        return path
+        return source
     line = json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n"
     atomic_write_bytes(path, old + line.encode("utf-8"))
+    layout.drop_legacy(root, TAKEDOWN_LOG)
     return path
 
 
@@ -241,6 +244,7 @@ def _apply(ds: Dataset, pending: dict) -> TakedownResult:
     log = _append_log(ds.root, record)
     fault_point("takedown.logged")
     (ds.root / PENDING).unlink(missing_ok=True)
+    layout.drop_legacy(ds.root, PENDING)
     return TakedownResult(len(keys), sorted(keys), pending["shards"], emptied, pending["blocklist_added"], log,
                           blocklist)
 
@@ -269,7 +273,7 @@ def finish_pending(root: str | Path) -> TakedownResult | None:
     when none is pending.  The caller holds the dataset's lock: `takedown` does, and so does a clean run, which
     must never build a new version around a half-done takedown."""
     root = Path(root)
-    path = root / PENDING
+    path = layout.find(root, PENDING)
     if not path.exists():
         return None
     try:
@@ -286,7 +290,7 @@ def takedown(path: str | Path, request: TakedownRequest, *, dry_run: bool = Fals
     with _locked(root) if root.is_dir() else _no_lock():
         ds = open_dataset(root)
         if ds.kind != "clean" or ds.manifest is None or ds.single_file:
-            raise ToolError(f"{path}: takedown works on a CLEAN dataset directory with a manifest.json (for raw "
+            raise ToolError(f"{path}: takedown works on a CLEAN dataset directory with a {MANIFEST_NAME} (for raw "
                             "crawl output, add entries to the blocklist the crawl reads instead)")
         resumed = finish_pending(ds.root)  # an interrupted takedown: finish it before anything else
         if resumed is not None:

@@ -24,11 +24,13 @@ from data_schemas import (
     BLOCKLIST_NAME,
     CLEAN_SCHEMA,
     CLEAN_VERSION,
+    MANIFEST_NAME,
     RAW_SCHEMA,
     TAKEDOWN_PENDING,
     Blocklist,
     SchemaError,
     file_sha256,
+    layout,
     validate,
 )
 from pipeline.config import CleanConfig
@@ -123,7 +125,7 @@ def _check_extra_files(ds: Dataset, rep: VerifyReport) -> None:
         for p in sorted(folder.iterdir()):
             if p.name.startswith(".") and p.name.endswith(".tmp"):
                 rep.warnings.append(f"{ds.rel(p)}: leftover temporary file of an interrupted write (safe to delete)")
-            elif p.suffix == ".parquet" and p.is_file() and p.resolve() not in listed:
+            elif p.suffix == layout.SHARD_SUFFIX and p.is_file() and p.resolve() not in listed:
                 rep.add(ds.rel(p), None, "extra shard file: not listed in the manifest (delete it, or re-run the "
                                          "stage that writes the dataset)")
 
@@ -221,7 +223,7 @@ def verify_dataset(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS, wo
     except ToolError as exc:
         rep.add(None, None, str(exc))
         return rep
-    if (ds.root / TAKEDOWN_PENDING).exists() and not ds.single_file:
+    if layout.find(ds.root, TAKEDOWN_PENDING).exists() and not ds.single_file:
         rep.add(None, None, "an interrupted takedown is pending (content due for removal may still be here): run "
                             f"`mmpipe takedown {path} --resume`")
     if ds.manifest is not None:
@@ -232,7 +234,7 @@ def verify_dataset(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS, wo
     elif ds.single_file:
         rep.warnings.append("a single shard: no manifest to check it against (size, sha256, row count skipped)")
     elif ds.kind == "clean":
-        rep.add(None, None, f"{ds.root}: no manifest.json; a CLEAN dataset is complete only once its manifest is "
+        rep.add(None, None, f"{ds.root}: no {MANIFEST_NAME}; a CLEAN dataset is complete only once its manifest is "
                             "written (re-run `mmpipe clean`)")
     else:
         rep.warnings.append("RAW crawl output has no manifest: checked schema, values and unique ids; raw images "

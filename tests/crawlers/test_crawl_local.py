@@ -51,7 +51,7 @@ def test_shared_image_fetched_once_retry_after_optouts_and_limits(local_site, tm
     site.add("/img/big.jpg", jpeg(6, (2400, 2400)), "image/jpeg")
     site.add("/img/html.jpg", "<html>oops</html>")
     site.add("/img/blocked.jpg", jpeg(7), "image/jpeg")
-    blocklist = tmp_path / "blocklist.jsonl"
+    blocklist = tmp_path / "_blocklist.jsonl"
     Blocklist.append(blocklist, [BlockEntry("url", site.base + "/img/blocked.jpg", "takedown"),
                                  BlockEntry("sha256", hashlib.sha256(jpeg(2)).hexdigest(), "takedown by bytes")])
     config = fast_config([_source(site)], tmp_path / "raw", max_image_bytes=60_000, blocklist=blocklist,

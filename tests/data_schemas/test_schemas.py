@@ -153,9 +153,9 @@ def test_manifest_round_trip(tmp_path):
     m.write(tmp_path)
     back = Manifest.read(tmp_path)
     assert back.shards[0].sha256 == file_sha256(shard) and back.drops == {"caption_too_short": 2}
-    data = json.loads((tmp_path / "manifest.json").read_text())
+    data = json.loads((tmp_path / "_manifest.json").read_text())
     data["manifest_version"] = "99"
-    (tmp_path / "manifest.json").write_text(json.dumps(data))
+    (tmp_path / "_manifest.json").write_text(json.dumps(data))
     with pytest.raises(SchemaError, match="manifest version 99"):
         Manifest.read(tmp_path)
     with pytest.raises(FileNotFoundError, match="no manifest"):
@@ -172,9 +172,9 @@ def test_blocklist_matching_and_append(tmp_path):
     assert not bl.blocks_url("https://notbad.example/x")
     assert bl.blocks_url("https://x.org/a.jpg") and not bl.blocks_url("https://x.org/b.jpg")
     assert bl.blocks_sha256("ab" * 32) and not bl.blocks_sha256(None)
-    assert len((tmp_path / "blocklist.jsonl").read_text().splitlines()) == 4
-    (tmp_path / "blocklist.jsonl").write_text("{not json\n")
-    with pytest.raises(ValueError, match="blocklist.jsonl:1"):
+    assert len((tmp_path / "_blocklist.jsonl").read_text().splitlines()) == 4
+    (tmp_path / "_blocklist.jsonl").write_text("{not json\n")
+    with pytest.raises(ValueError, match="_blocklist.jsonl:1"):
         Blocklist.load(tmp_path)
 
 

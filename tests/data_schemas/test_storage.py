@@ -12,7 +12,16 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from data_schemas import Manifest, ShardInfo, atomic_write_json, atomic_write_parquet, storage, validate
+from data_schemas import (
+    MANIFEST_NAME,
+    Manifest,
+    ShardInfo,
+    atomic_write_json,
+    atomic_write_parquet,
+    layout,
+    storage,
+    validate,
+)
 from data_schemas.faults import ENV_AT
 
 REPO = Path(__file__).resolve().parents[2]
@@ -39,6 +48,18 @@ def test_publish_json_parquet_and_manifest_round_trip(s3_bucket):
     assert not [k for k in fs.find(path) if k.endswith(".tmp")], "a temporary object was left behind"
 
 
+def test_a_legacy_manifest_at_a_url_is_read_then_replaced_by_the_new_name(s3_bucket):
+    """The layout's migration on an object store: an old ``manifest.json`` is found, and writing the dataset's
+    next manifest leaves only ``_manifest.json``."""
+    root = f"{s3_bucket}/old"
+    legacy = storage.join(root, layout.LEGACY[MANIFEST_NAME])
+    atomic_write_json(legacy, Manifest(rows_out=7).to_dict())
+    assert layout.has_manifest(root) and Manifest.read(root).rows_out == 7
+    Manifest(rows_out=8).write(root)
+    assert not storage.exists(legacy)
+    assert Manifest.read(root).rows_out == 8 and layout.manifest_path(root) == storage.join(root, MANIFEST_NAME)
+
+
 def test_list_files_skips_hidden_and_auxiliary_names(s3_bucket):
     for rel in ("a.parquet", "sub/b.parquet", ".a.parquet.x.tmp", "_index/c.parquet", "sub/.d.parquet", "e.json"):
         fs, path = storage.filesystem(f"{s3_bucket}/r/{rel}")
@@ -56,14 +77,14 @@ def test_a_url_file_is_checked_like_a_local_one(s3_bucket, tmp_path):
 
 def test_a_writer_killed_before_its_copy_leaves_no_object_at_the_final_key(s3_bucket):
     """The object store's commit: a reader never finds a key before its whole content was uploaded."""
-    url = f"{s3_bucket}/k/manifest.json"
+    url = f"{s3_bucket}/k/{MANIFEST_NAME}"
     script = f"from data_schemas import atomic_write_json; atomic_write_json({url!r}, {{'v': 1}})"
-    env = {**os.environ, ENV_AT: "publish:manifest.json", "PYTHONPATH": str(REPO)}
+    env = {**os.environ, ENV_AT: f"publish:{MANIFEST_NAME}", "PYTHONPATH": str(REPO)}
     proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     assert not storage.exists(url)
     fs, path = storage.filesystem(f"{s3_bucket}/k")
-    assert [k.rsplit("/", 1)[-1].startswith(".manifest.json.") for k in fs.find(path)] == [True]
+    assert [k.rsplit("/", 1)[-1].startswith(f".{MANIFEST_NAME}.") for k in fs.find(path)] == [True]
 
 
 def test_an_s3_url_without_a_reachable_endpoint_fails_at_once(monkeypatch):

@@ -67,5 +67,8 @@ def test_crawl_clean_train_export_with_every_path_on_s3(demo, bucket, tmp_path, 
     out = export_dataset(dataset, format="webdataset", out=f"{bucket}/export", samples_per_shard=16)
     info = json.loads(storage.read_text(f"{out}/export.json"))
     assert info["samples"] == manifest.rows_out and info["source"] == dataset
-    for shard in info["shards"]:
-        assert file_sha256(storage.join(out, shard["name"])) == shard["sha256"]
+    assert sorted(info["sets"]) == ["train", "val"]
+    for name, exported in info["sets"].items():
+        for shard in exported["shards"]:
+            assert file_sha256(storage.join(out, name, shard["name"])) == shard["sha256"]
+    assert f"{out}/train/" in info["open_clip"], "open_clip must read the published shards, not a temporary folder"

@@ -111,7 +111,7 @@ def test_recrawl_into_the_same_output_with_the_blocklist(taken_down, e2e_run, da
              if k in taken_down.removed and t.source_kind == "news"}
     before = demo.request_paths
     # not incremental: every page is fetched again, so the blocklist (not the seen-page store) must do the work
-    crawl(crawl_config(demo, raw, blocklist=dataset / "blocklist.jsonl", incremental=False))
+    crawl(crawl_config(demo, raw, blocklist=dataset / "_blocklist.jsonl", incremental=False))
     fetched = demo.request_paths - before
     assert pages and all(fetched[p] for p in pages), "the re-crawl did not visit the pages again"
     assert not [p for p in blocked_paths if fetched[p]], "a blocklisted image was fetched"

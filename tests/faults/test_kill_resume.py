@@ -112,7 +112,7 @@ def clean_runs(dask_address, tmp_path_factory):
     return raw1, raw2, first, dataset_state(straight)
 
 
-@pytest.mark.parametrize("point,fallback", [("publish:part-00001.parquet", False), ("publish:manifest.json", False),
+@pytest.mark.parametrize("point,fallback", [("publish:part-00001.pq", False), ("publish:_manifest.json", False),
                                             ("clean.swap", False), ("clean.merged:*@2", True),
                                             ("clean.merged:manifest", True)])
 def test_clean_killed_at_a_commit_resumes_to_byte_identical_shards(clean_runs, dask_address, tmp_path, point,
@@ -141,9 +141,9 @@ def _takedown_script(path: Path) -> str:
 
 def _takedown_state(root: Path) -> dict:
     state = dataset_state(root)
-    state["blocklist"] = [line.split('"added_at"')[0] for line in (root / "blocklist.jsonl").read_text().splitlines()]
+    state["blocklist"] = [line.split('"added_at"')[0] for line in (root / "_blocklist.jsonl").read_text().splitlines()]
     state["log"] = [{k: v for k, v in rec.items() if k not in ("time", "id")}
-                    for rec in map(json.loads, (root / "takedowns.jsonl").read_text().splitlines())]
+                    for rec in map(json.loads, (root / "_takedowns.jsonl").read_text().splitlines())]
     return state
 
 
@@ -153,14 +153,14 @@ def test_takedown_killed_at_each_point_resumes_to_the_uninterrupted_result(tmp_p
     shutil.copytree(built.path, straight)
     points = points_of(_takedown_script(straight), cwd=tmp_path, log=tmp_path / "points.log")
     expected = _takedown_state(straight)
-    assert {"publish:.takedown-pending.json", "publish:blocklist.jsonl", "publish:manifest.json",
-            "publish:takedowns.jsonl", "takedown.logged"} <= set(points)
+    assert {"publish:_takedown-pending.json", "publish:_blocklist.jsonl", "publish:_manifest.json",
+            "publish:_takedowns.jsonl", "takedown.logged"} <= set(points)
     assert any(p.startswith("publish:train-") for p in points)
     for n, point in enumerate(points):
         ds = tmp_path / f"k{n}" / "ds"
         shutil.copytree(built.path, ds)
         run_killed_at(_takedown_script(ds), point, cwd=tmp_path)
-        blocklist = ds / "blocklist.jsonl"
+        blocklist = ds / "_blocklist.jsonl"
         assert not blocklist.exists() or blocklist.read_bytes().endswith(b"\n"), f"{point}: a cut blocklist line"
         if (ds / TAKEDOWN_PENDING).exists():
             assert not verify_dataset(ds).ok, f"{point}: verify must report the pending takedown"
@@ -171,7 +171,7 @@ def test_takedown_killed_at_each_point_resumes_to_the_uninterrupted_result(tmp_p
         assert verify_dataset(ds).ok, point
 
 
-@pytest.mark.parametrize("point", ["publish:manifest.json", "takedown.logged"])
+@pytest.mark.parametrize("point", ["publish:_manifest.json", "takedown.logged"])
 def test_a_takedown_killed_before_a_clean_is_finished_first_and_counted_once(clean_runs, dask_address, tmp_path,
                                                                              point):
     """Issue 16, defect 1: a clean run after an interrupted takedown (killed before or after its manifest) finishes

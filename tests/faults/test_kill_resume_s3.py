@@ -3,12 +3,13 @@ stays complete and readable, and the next run completes the new one, byte for by
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 from faultlib import dataset_state, run_killed_at
 
 from data_schemas import MANIFEST_NAME, Manifest, storage
+from data_schemas.layout import index_part_name, rejected_part_name, shard_name
 from pipeline.clean import clean
 from pipeline.config import CleanConfig
 from tests.faults.test_kill_resume import two_runs
@@ -76,8 +77,10 @@ def test_clean_from_and_into_s3_writes_the_local_bytes(s3_runs, s3_bucket, dask_
 
 
 # each name is passed twice when it is also written into the local work dir first: @2 is its upload
-@pytest.mark.parametrize("point", ["clean.swap", "publish:part-00001.parquet@2", "published:train-00001.parquet",
-                                   "publish:r00001-duplicates.parquet@2", "publish:manifest.json@2"])
+@pytest.mark.parametrize("point", ["clean.swap", f"publish:{PurePosixPath(index_part_name(1)).name}@2",
+                                   f"published:{PurePosixPath(shard_name('train', 1)).name}",
+                                   f"publish:{PurePosixPath(rejected_part_name(1, None)).name}@2",
+                                   f"publish:{MANIFEST_NAME}@2"])
 def test_s3_clean_killed_at_a_commit_keeps_the_previous_version_and_resumes(s3_runs, s3_bucket, dask_address,
                                                                             tmp_path, point):
     raw1, raw2, first, straight = s3_runs

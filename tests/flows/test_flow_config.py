@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from pathlib import Path
 
@@ -106,7 +107,7 @@ def test_clean_cache_hits_only_while_inputs_params_and_dataset_are_unchanged(tmp
     assert state.cached_clean(flow_state, out, key) is not None
     assert state.clean_key(raw, params, []) == key, "deterministic"
     assert state.clean_key(raw, {"image_size": 256}, []) != key, "a parameter changed"
-    block = tmp_path / "blocklist.jsonl"
+    block = tmp_path / "_blocklist.jsonl"
     block.write_text("{}\n")
     assert state.clean_key(raw, params, [block]) != key, "the takedown list changed"
     atomic_write_bytes(raw / "b.parquet", b"b")
@@ -128,7 +129,7 @@ def test_clean_cache_misses_when_the_dataset_is_damaged_or_replaced(tmp_path):
     state.record_clean(flow_state, out, "k")
     (out / "shards" / "train-00000.parquet").unlink()
     assert state.cached_clean(flow_state, out, "k") is None
-    (out / "manifest.json").unlink()
+    (out / "_manifest.json").unlink()
     assert "no manifest" in state.intact_dataset(out)
 
 
@@ -156,3 +157,35 @@ def test_steps_per_run_continues_past_the_latest_checkpoint(tmp_path):
     assert to_train_config(cfg).steps == 50
     cfg.train.resume = False
     assert to_train_config(cfg).steps == 10
+
+
+def test_form_help_texts_hold_no_html_like_placeholders():
+    """The Prefect UI renders a field's description as markup: `<data_dir>` vanished ("RAW files go to /raw")."""
+    found = []
+
+    def walk(node, path):
+        if isinstance(node, dict):
+            text = node.get("description")
+            if isinstance(text, str) and re.search(r"<[A-Za-z_/][^>]*>", text):
+                found.append((path, text))
+            for key, value in node.items():
+                walk(value, f"{path}.{key}")
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                walk(value, f"{path}[{i}]")
+
+    walk(PipelineConfig.model_json_schema(), "PipelineConfig")
+    assert not found, found
+    assert "raw/ folder" in PipelineConfig.model_fields["data_dir"].description
+
+
+def test_training_metrics_artifact_keeps_every_row_and_column():
+    from flows.artifacts import metrics_description, metrics_rows
+
+    metrics = [{"step": i, "loss": 1.0 / (i + 1)} for i in range(30)] + [{"step": 30, "loss": 0.1, "clip": 0.2}]
+    rows = metrics_rows(metrics)
+    assert len(rows) == 31 and all(set(r) == {"step", "loss", "clip"} for r in rows)  # #19: 25 of 31 shown
+    many = [{"step": i} for i in range(5000)]
+    thinned = metrics_rows(many)
+    assert len(thinned) == 2000 and thinned[-1] == {"step": 4999}
+    assert "2000 evenly spaced rows of 5000" in metrics_description("runs/x", 5000, 2000)

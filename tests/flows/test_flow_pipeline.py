@@ -94,7 +94,7 @@ def test_flow_run_completes_and_its_artifacts_hold_the_true_funnel(first, demo, 
 
 
 def test_clean_is_skipped_when_inputs_and_parameters_are_unchanged(first, api):
-    manifest = first.config.clean_dir / "manifest.json"
+    manifest = first.config.clean_dir / "_manifest.json"
     before = (manifest.stat().st_mtime_ns, manifest.read_bytes())
     state = clean_flow(first.config, return_state=True)
     assert state.is_completed() and state.result()["cached"] is True

@@ -12,10 +12,21 @@ from pathlib import Path
 import pytest
 import yaml
 
+from data_schemas import Manifest
+
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 EXPECTED = {"crawl-clean-train/daily-crawl-clean", "crawl-clean-train/full", "crawl/crawl", "clean/clean",
             "train/nightly-train"}
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Ctrl-C, as a user stops `mmpipe serve`; killed when it does not stop within a minute."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
 
 
 def _write_config(tmp_path: Path) -> Path:
@@ -66,11 +77,7 @@ def test_serve_registers_scheduled_deployments(prefect_api, api, tmp_path):
         found = _wait_for(api, proc, log, EXPECTED)
         assert proc.poll() is None, "serve must keep running to execute scheduled runs"
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        _stop(proc)
 
     daily, train = found["crawl-clean-train/daily-crawl-clean"], found["train/nightly-train"]
     assert [(s.schedule.cron, s.schedule.timezone) for s in daily.schedules] == [("15 1 * * *", "Europe/Paris")]
@@ -89,3 +96,45 @@ def test_serve_registers_scheduled_deployments(prefect_api, api, tmp_path):
     schema = daily.parameter_openapi_schema
     assert schema["properties"]["config"]["$ref"].endswith("PipelineConfig")
     assert "CrawlSection" in schema["definitions"] or "CrawlSection" in schema.get("$defs", {})
+
+
+# `mmpipe serve --demo`: the deployments are registered against a started demo site, with schedules, and a run of
+# them completes, as a user following the README sees in the Prefect UI.
+MMPIPE = str(Path(sys.executable).with_name("mmpipe"))
+DAILY = "crawl-clean-train/daily-crawl-clean"
+
+
+def _runs(client, deployment_id):
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+
+    return client.read_flow_runs(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])))
+
+
+def test_serve_demo_registers_scheduled_deployments_and_a_run_completes(prefect_api, api, tmp_path):
+    env = {**os.environ, "PREFECT_API_URL": prefect_api, "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+           "DO_NOT_TRACK": "1"}
+    log = open(tmp_path / "serve.log", "w")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen([MMPIPE, "serve", "--demo", "--workdir", str(tmp_path), "--articles", "6"],
+                            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    state, by_name = None, {}
+    try:
+        deadline = time.monotonic() + 170
+        while time.monotonic() < deadline and proc.poll() is None:
+            by_name = api(_deployments)
+            if DAILY in by_name:
+                runs = api(_runs, by_name[DAILY].id)
+                state = runs[0].state if runs else None
+                if state is not None and state.is_final():
+                    break
+            time.sleep(3)
+    finally:
+        _stop(proc)
+        log.close()
+    output = (tmp_path / "serve.log").read_text()
+    assert EXPECTED <= set(by_name), output[-3000:]
+    crons = {name: [s.schedule.cron for s in by_name[name].schedules] for name in (DAILY, "train/nightly-train")}
+    assert crons == {DAILY: ["*/5 * * * *"], "train/nightly-train": ["*/15 * * * *"]}
+    sources = by_name["crawl-clean-train/full"].parameters["config"]["crawl"]["sources"]
+    assert "127.0.0.1" in str(sources)  # the demo site it started
+    assert state is not None and state.is_completed(), (state, output[-3000:])
+    assert Manifest.read(tmp_path / "data" / "clean").rows_out > 0  # the run crawled the demo site and cleaned

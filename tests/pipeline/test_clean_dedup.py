@@ -192,14 +192,14 @@ def test_keep_rule_order() -> None:
         ({"pixels": 200}, {"rank": 0, "published": 1, "crawled": 1}),
         ({"rank": 1}, {"rank": 2, "published": 1, "crawled": 1}),
         ({"published": 5}, {"published": np.iinfo(np.int64).max, "crawled": 1}),  # nulls last
-        ({"crawled": 5}, {"crawled": 6}),
+        ({"key": "0", "crawled": 6}, {"crawled": 5}),  # crawled_at (arrival order) never decides: the key does
     ]
     for winner, loser in cases:
         rows = [{**base, "key": "b", "phash": _flip(h, [3]), **winner}, {**base, "key": "a", **loser}]
         result = dedup(_input(rows))
         assert result.keep.tolist() == [True, False], (winner, loser)
         assert result.reason.tolist() == ["", reasons.DUPLICATE_NEAR]
-        assert result.cluster.tolist() == ["b", "b"]
+        assert result.cluster.tolist() == [rows[0]["key"]] * 2
     tie = dedup(_input([{**base, "key": "b", "pix": 7}, {**base, "key": "a", "pix": 7}]))
     assert tie.keep.tolist() == [False, True] and tie.reason[0] == reasons.DUPLICATE_EXACT
 

@@ -131,9 +131,9 @@ def test_incremental_run_adds_only_new_rows(planted, dask_address, tmp_path: Pat
     assert set(keys) >= {r["id"] for r in new_rows[:6]}
     assert len(second.extra["index"]) == 2
     # a third run on the same inputs changes nothing
-    before = (out / "manifest.json").read_bytes()
+    before = (out / "_manifest.json").read_bytes()
     clean(_config(planted.raw, out, dask_address))
-    assert (out / "manifest.json").read_bytes() == before
+    assert (out / "_manifest.json").read_bytes() == before
 
 
 def test_bad_inputs_are_reported_by_name_and_skipped_or_fatal(planted, dask_address, tmp_path: Path) -> None:
@@ -168,14 +168,14 @@ def test_out_dir_that_is_not_a_dataset_is_refused(planted, dask_address, tmp_pat
 
 
 def test_manifest_is_json_with_parameters(dataset: Path) -> None:
-    data = json.loads((dataset / "manifest.json").read_text())
+    data = json.loads((dataset / "_manifest.json").read_text())
     defaults = CleanConfig(raw="r", out="o")
     assert data["parameters"]["image_size"] == 512
     assert data["parameters"]["phash_threshold"] == defaults.phash_threshold
     assert data["parameters"]["dedup_hashes"] == HASH_VERSION  # what the index's hashes mean
     assert all(set(i) == {"path", "rows", "bytes", "sha256"} for i in data["inputs"])
     with pytest.raises(SchemaError):
-        validate(dataset / "manifest.json", CLEAN_SCHEMA)
+        validate(dataset / "_manifest.json", CLEAN_SCHEMA)
 
 
 def test_an_index_of_older_hashes_is_refused_then_rehashed(planted, dask_address, tmp_path: Path) -> None:

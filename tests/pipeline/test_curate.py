@@ -148,7 +148,7 @@ def test_curate_writes_a_valid_version_with_the_expected_drops(dataset, tmp_path
     assert sum(m.per_split.values()) == sum(m.per_source.values()) == m.rows_out
     assert cur["alignment_cut"] == pytest.approx(min(align[k] for k in kept_by_alignment), abs=1e-6)
     assert m.extra["parent"]["path"] == str(data.resolve())
-    assert m.extra["parent"]["manifest_sha256"] == file_sha256(data / "manifest.json")
+    assert m.extra["parent"]["manifest_sha256"] == file_sha256(data / "_manifest.json")
     assert cur["model"] == MODEL and all((out / f).is_file() for f in cur["figures"])
     # untouched shards are shared with the parent (hard links), rewritten ones are new files
     for s in m.shards:

@@ -52,7 +52,7 @@ def test_takedown_then_verify_and_export(cli, clean_ds, tmp_path):
     res = cli("takedown", clean_ds.path, "--file", listing, "--url", clean_ds.rows[0]["page_url"],
               "--reason", "test")
     assert res.exit_code == 0, res.output
-    assert "removed 13 row(s)" in res.output and "takedowns.jsonl" in res.output
+    assert "removed 13 row(s)" in res.output and "_takedowns.jsonl" in res.output
     assert cli("verify", clean_ds.path).exit_code == 0
     res = cli("takedown", clean_ds.path)
     assert res.exit_code == 1 and "nothing to take down" in res.output
@@ -61,12 +61,15 @@ def test_takedown_then_verify_and_export(cli, clean_ds, tmp_path):
     res = cli("export", clean_ds.path, "--format", "webdataset", "--out", tmp_path / "wds", "--split", "train")
     assert res.exit_code == 0, res.output
     assert "exported 17 samples" in res.output  # 30 train rows - 12 mastodon - 1 news-a
+    assert "python -m open_clip_train.main --train-data" in res.output and "--train-num-samples 17" in res.output
 
 
 def test_export_parquet(cli, clean_ds, tmp_path):
     res = cli("export", clean_ds.path, "--format", "img2dataset-parquet", "--out", tmp_path / "pq",
               "--with-images", "--samples-per-shard", "100")
-    assert res.exit_code == 0 and "exported 36 samples in 1 shard(s)" in res.output
+    assert res.exit_code == 0 and "exported 36 samples" in res.output
+    assert "train/ 30 samples in 8 shard(s), val/ 6 samples in 6 shard(s)" in res.output
+    assert "fewer than --min-shards 8" in res.output
     res = cli("export", clean_ds.path, "--format", "csv", "--out", tmp_path / "x")
     assert res.exit_code != 0
 

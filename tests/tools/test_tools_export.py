@@ -13,6 +13,7 @@ import webdataset as wds
 from PIL import Image
 
 from pipeline.tools import ToolError, export_dataset
+from training.openclip_compat import import_torchvision
 
 
 def _open_clip_pipeline(urls):
@@ -23,38 +24,75 @@ def _open_clip_pipeline(urls):
             .to_tuple("__key__", "image", "text", "meta"))
 
 
-def test_webdataset_train_split(clean_ds, tmp_path):
-    out = export_dataset(clean_ds.path, format="webdataset", out=tmp_path / "wds", split="train",
-                         samples_per_shard=8)
-    train = [r for r in clean_ds.rows if r["split"] == "train"]
-    tars = sorted(out.glob("*.tar"))
-    assert [t.name for t in tars] == ["00000.tar", "00001.tar", "00002.tar", "00003.tar"]
-    assert json.loads((out / "sizes.json").read_text()) == {"00000.tar": 8, "00001.tar": 8, "00002.tar": 8,
-                                                            "00003.tar": 6}
-    samples = list(_open_clip_pipeline([str(t) for t in tars]))
-    by_key = {r["key"]: r for r in train}
-    assert [s[0] for s in samples] == [r["key"] for r in train]  # every train row, in shard order, once
-    for key, image, text, meta in samples:
-        row = by_key[key]
-        assert text == row["caption"] and image.size == (row["width"], row["height"])
-        assert meta["sha256"] == row["sha256"] and meta["url"] == row["image_url"] and meta["split"] == "train"
+def test_webdataset_writes_train_and_val_sets_of_at_least_min_shards(clean_ds, tmp_path):
+    out = export_dataset(clean_ds.path, format="webdataset", out=tmp_path / "wds", samples_per_shard=8)
     info = json.loads((out / "export.json").read_text())
-    assert info["samples"] == 30 and info["split"] == "train" and len(info["shards"]) == 4
+    assert set(info["sets"]) == {"train", "val"} and info["samples"] == 36
+    for split, want in (("train", [4, 4, 4, 4, 4, 4, 3, 3]), ("val", [1] * 6)):  # 30 and 6 rows
+        rows = [r for r in clean_ds.rows if r["split"] == split]
+        tars = sorted((out / split).glob("*.tar"))
+        assert [t.name for t in tars] == [f"{i:05d}.tar" for i in range(len(want))]
+        sizes = json.loads((out / split / "sizes.json").read_text())
+        assert list(sizes.values()) == want and sum(sizes.values()) == len(rows)
+        samples = list(_open_clip_pipeline([str(t) for t in tars]))
+        assert [s[0] for s in samples] == [r["key"] for r in rows]  # every row of the split, once, in order
+        by_key = {r["key"]: r for r in rows}
+        for key, image, text, meta in samples:
+            row = by_key[key]
+            assert text == row["caption"] and image.size == (row["width"], row["height"])
+            assert meta["sha256"] == row["sha256"] and meta["url"] == row["image_url"] and meta["split"] == split
+    assert "note" not in info["sets"]["train"]
+    assert "fewer than --min-shards 8" in info["sets"]["val"]["note"]  # 6 samples: 6 shards, and it says so
+
+
+def test_webdataset_meets_open_clips_rules(clean_ds, tmp_path):
+    """open_clip's own code reads the sizes and shards of the command line export.json gives, and its
+    --workers never exceeds the shard count (open_clip asserts shards >= workers * world size)."""
+    out = export_dataset(clean_ds.path, format="webdataset", out=tmp_path / "wds", samples_per_shard=1000)
+    info = json.loads((out / "export.json").read_text())
+    command = info["open_clip"].split()
+    assert command[:3] == ["python", "-m", "open_clip_train.main"]
+    args = dict(zip(command[3::2], command[4::2], strict=False))
+    train = args["--train-data"].strip("'")
+    assert train == f"{out.resolve()}/train/{{00000..00007}}.tar"  # 30 samples, at least 8 shards
+    assert int(args["--train-num-samples"]) == 30 and int(args["--val-num-samples"]) == 6
+    assert int(args["--workers"]) <= 8
+    import_torchvision()  # open_clip_train imports torchvision (training/openclip_compat.py)
+    data = pytest.importorskip("open_clip_train.data", reason="open_clip's training package (open-clip-torch)")
+    assert data.get_dataset_size(train) == (30, 8)  # open_clip reads sizes.json beside the shards
+    assert 8 >= int(args["--workers"])  # its get_wds_dataset: "number of shards must be >= total workers"
+    assert data.get_dataset_size(args["--val-data"].strip("'")) == (6, 6)
+
+
+def test_every_export_names_a_sample_by_its_key(clean_ds, tmp_path):
+    wds_out = export_dataset(clean_ds.path, format="webdataset", out=tmp_path / "wds")
+    pq_out = export_dataset(clean_ds.path, format="img2dataset-parquet", out=tmp_path / "pq")
+    con = duckdb.connect()
+    for split in ("train", "val"):
+        tar_keys = [s["__key__"] for s in wds.WebDataset(sorted(str(t) for t in (wds_out / split).glob("*.tar")),
+                                                         shardshuffle=False)]
+        files = sorted(str(f) for f in (pq_out / split).glob("*.parquet"))
+        pq_keys = [k for f in files for k in pq.read_table(f, columns=["key"])["key"].to_pylist()]
+        assert tar_keys == pq_keys == [r["key"] for r in clean_ds.rows if r["split"] == split]
+        joined = con.execute("SELECT count(*) FROM read_parquet(?) p JOIN (SELECT unnest(?) AS key) w USING (key)",
+                             [files, tar_keys]).fetchone()[0]
+        assert joined == len(tar_keys) > 0  # #19: a join on key matched 0 of 173
 
 
 def test_webdataset_image_bytes_are_unchanged(clean_ds, tmp_path):
-    out = export_dataset(clean_ds.path, format="webdataset", out=tmp_path / "wds", split="val")
-    raw = list(wds.WebDataset(str(out / "00000.tar"), shardshuffle=False))
+    out = export_dataset(clean_ds.path, format="webdataset", out=tmp_path / "wds", split="val", min_shards=1)
+    raw = list(wds.WebDataset(str(out / "val" / "00000.tar"), shardshuffle=False))
     val = [r for r in clean_ds.rows if r["split"] == "val"]
-    assert len(raw) == len(val) == 6
+    assert len(raw) == len(val) == 6 and not (out / "train").exists()
     assert [hashlib.sha256(s["jpg"]).hexdigest() for s in raw] == [r["sha256"] for r in val]
-    again = export_dataset(clean_ds.path, format="webdataset", out=tmp_path / "again", split="val")
-    assert (again / "00000.tar").read_bytes() == (out / "00000.tar").read_bytes()  # reproducible byte for byte
+    again = export_dataset(clean_ds.path, format="webdataset", out=tmp_path / "again", split="val", min_shards=1)
+    assert (again / "val" / "00000.tar").read_bytes() == (out / "val" / "00000.tar").read_bytes()  # reproducible
 
 
 def test_img2dataset_parquet(clean_ds, tmp_path):
-    out = export_dataset(clean_ds.path, format="img2dataset-parquet", out=tmp_path / "pq", samples_per_shard=20)
-    files = sorted(out.glob("*.parquet"))
+    out = export_dataset(clean_ds.path, format="img2dataset-parquet", out=tmp_path / "pq", split="all",
+                         samples_per_shard=20, min_shards=1)
+    files = sorted((out / "all").glob("*.parquet"))
     assert [f.name for f in files] == ["00000.parquet", "00001.parquet"]
     table = pq.read_table(files[0])
     assert table.column_names[:11] == ["url", "caption", "key", "status", "error_message", "width", "height",
@@ -62,24 +100,22 @@ def test_img2dataset_parquet(clean_ds, tmp_path):
     assert "jpg" not in table.column_names
     first = table.slice(0, 1).to_pylist()[0]
     row = clean_ds.rows[0]
-    assert first["key"] == "0000000" and first["mmpipe_key"] == row["key"] and first["url"] == row["image_url"]
+    assert first["key"] == row["key"] and first["url"] == row["image_url"]
     assert first["status"] == "success" and first["error_message"] is None and first["caption"] == row["caption"]
-    second_shard_first_key = pq.read_table(files[1]).column("key")[0].as_py()
-    assert second_shard_first_key == "0000100"  # img2dataset: shard id, then the index within the shard
-    stats = json.loads((out / "00000_stats.json").read_text())
-    assert stats["successes"] == stats["count"] == 20
+    stats = json.loads((out / "all" / "00000_stats.json").read_text())
+    assert stats["successes"] == stats["count"] == 18  # 36 rows in two even shards
     con = duckdb.connect()
     got = con.execute("SELECT source, count(*) FROM read_parquet(?) GROUP BY source ORDER BY source",
                       [[str(f) for f in files]]).fetchall()
     assert got == [("bluesky", 12), ("mastodon", 12), ("news-a", 12)]
-    assert con.execute("SELECT count(DISTINCT key), count(DISTINCT mmpipe_key) FROM read_parquet(?)",
-                       [[str(f) for f in files]]).fetchone() == (36, 36)
+    distinct = con.execute("SELECT count(DISTINCT key) FROM read_parquet(?)", [[str(f) for f in files]]).fetchone()
+    assert distinct == (36,)
 
 
 def test_img2dataset_parquet_with_images(clean_ds, tmp_path):
     out = export_dataset(clean_ds.path, format="img2dataset-parquet", out=tmp_path / "pq", with_images=True,
-                         split="val")
-    table = pq.read_table(out / "00000.parquet")
+                         split="val", min_shards=1)
+    table = pq.read_table(out / "val" / "00000.parquet")
     assert table.column_names[-1] == "jpg" and table.num_rows == 6
     for rec in table.to_pylist():
         assert hashlib.sha256(rec["jpg"]).hexdigest() == rec["sha256"]
@@ -91,8 +127,8 @@ def test_refuses_to_mix_with_an_old_export(clean_ds, tmp_path):
     export_dataset(clean_ds.path, format="webdataset", out=out, samples_per_shard=5)
     with pytest.raises(ToolError, match="already holds an export"):
         export_dataset(clean_ds.path, format="webdataset", out=out)
-    export_dataset(clean_ds.path, format="webdataset", out=out, split="val", overwrite=True)
-    assert [p.name for p in sorted(out.glob("*.tar"))] == ["00000.tar"]  # the 8 old shards are gone
-    assert not list(out.glob(".*.tmp"))
+    export_dataset(clean_ds.path, format="webdataset", out=out, split="val", overwrite=True, min_shards=1)
+    assert [p.relative_to(out).as_posix() for p in sorted(out.rglob("*.tar"))] == ["val/00000.tar"]  # old gone
+    assert not list(out.rglob(".*.tmp"))
     with pytest.raises(ToolError, match="unknown export format"):
         export_dataset(clean_ds.path, format="tfrecord", out=tmp_path / "x")

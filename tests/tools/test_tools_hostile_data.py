@@ -47,7 +47,7 @@ def test_a_pending_takedown_naming_a_file_outside_is_refused(clean_ds, tmp_path)
     pending = {"id": "x", "request": {"urls": [row["image_url"]]}, "shards": ["../victim.parquet"],
                "rows": [{"key": row["key"], "shard": "../victim.parquet", "source": row["source"],
                          "split": row["split"]}], "blocklist_added": 0, "rejected": {}}
-    (clean_ds.path / ".takedown-pending.json").write_text(json.dumps(pending))
+    (clean_ds.path / "_takedown-pending.json").write_text(json.dumps(pending))
     with pytest.raises(Exception, match="leaves the dataset directory"):
         takedown(clean_ds.path, TakedownRequest())
     assert file_sha256(victim) == file_sha256(clean_ds.path / "shards" / "train-00000.parquet")
@@ -68,7 +68,7 @@ def test_an_unsafe_key_never_becomes_a_file_name(tmp_path):
     ds = _one_shard(tmp_path / "ds", rows)
     with pytest.raises(ToolError, match="not a safe file name"):
         export_dataset(ds, format="webdataset", out=tmp_path / "wds")
-    assert not list(tmp_path.rglob("escaped*")) and not list((tmp_path / "wds").glob("*.tar"))
+    assert not list(tmp_path.rglob("escaped*")) and not list((tmp_path / "wds").rglob("*.tar"))
     report = verify_dataset(ds)
     assert any("unsafe key" in str(p) for p in report.problems), [str(p) for p in report.problems]
 
@@ -117,8 +117,8 @@ def test_where_keeps_ordinary_predicates(clean_ds):
 
 
 def test_verify_reports_a_blocklist_cut_by_an_interrupted_write(clean_ds):
-    path = clean_ds.path / "blocklist.jsonl"
+    path = clean_ds.path / "_blocklist.jsonl"
     path.write_text('{"kind": "url", "value": "https://a.test/x.jpg", "reason": "t", "added_at": "2024"}\n'
                     '{"kind": "domain", "value": "news-a.te')
     report = verify_dataset(clean_ds.path)
-    assert not report.ok and any("blocklist.jsonl" in str(p) for p in report.problems)
+    assert not report.ok and any("_blocklist.jsonl" in str(p) for p in report.problems)

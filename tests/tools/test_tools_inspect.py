@@ -63,7 +63,8 @@ def test_raw_dir_with_crawl_summary(raw_dir):
     assert r.funnel_from == "crawl_summary" and ("dropped: robots_disallowed", 2) in r.funnel
     assert r.width["max"] == max(40 + i for i, row in enumerate(rows) if row["fetch_error"] is None)
     # RAW rows show the caption the clean stage would try first (figcaption before title; empty alt skipped)
-    assert r.sample[0]["caption"].startswith("A crowd gathers")
+    news = [s for s in r.sample if s["source"] == "news-a"]
+    assert news and all(s["caption"].startswith("A crowd gathers") for s in news)
 
 
 def test_single_shard(clean_ds):
@@ -74,7 +75,7 @@ def test_single_shard(clean_ds):
 
 
 def test_not_a_dataset(tmp_path):
-    with pytest.raises(ToolError, match="no manifest.json and no .parquet"):
+    with pytest.raises(ToolError, match="no _manifest.json and no .parquet"):
         inspect_dataset(tmp_path)
     bad = tmp_path / "x.parquet"
     bad.write_bytes(b"not parquet at all")
@@ -84,7 +85,7 @@ def test_not_a_dataset(tmp_path):
 
 def test_html_report_is_self_contained_and_escaped(clean_ds, tmp_path):
     out = tmp_path / "report.html"
-    r = inspect_dataset(clean_ds.path, html=out, thumbs=8)
+    r = inspect_dataset(clean_ds.path, html=out, thumbs=36)  # every row: the hostile one too
     page = out.read_text()
     assert r.html == str(out)
     assert "<script" not in page.lower()  # the hostile caption is shown, never executed
@@ -92,7 +93,7 @@ def test_html_report_is_self_contained_and_escaped(clean_ds, tmp_path):
     assert "&lt;b&gt;police&lt;/b&gt;" in page and HOSTILE not in page
     assert not re.search(r"""(src|href)=['"](?!data:)""", page)  # nothing loaded from outside the file
     thumbs = re.findall(r"src='data:image/jpeg;base64,([^']+)'", page)
-    assert len(thumbs) == 8
+    assert len(thumbs) == 36
     assert all(Image.open(io.BytesIO(base64.b64decode(t))).size[0] > 0 for t in thumbs)
     assert page.count("<svg") == 2 and "rows_in" in page and "caption_too_short" in page
     if not CHROMIUM:
@@ -115,9 +116,15 @@ def test_contact_sheet(clean_ds, tmp_path):
     img = Image.open(out)
     assert r.grid == str(out) and img.format == "PNG"
     assert img.width > 3 * 200 and img.height > 3 * 200  # 7 cells: 3 columns x 3 rows
-    # the first cell shows the first row's image: its mean colour is the generated image's background
-    first = img.crop((150, 140, 200, 175)).convert("RGB").resize((1, 1)).getpixel((0, 0))
-    assert max(abs(a - b) for a, b in zip(first, (0, 0, 80), strict=True)) < 30
+    # the first cell shows the sample's first row: its mean colour is that generated image's background
+    i = [row["key"] for row in clean_ds.rows].index(r.sample[0]["key"])
+    w, h = clean_ds.rows[i]["width"], clean_ds.rows[i]["height"]
+    iw, ih = round(w * min(200 / w, 200 / h)), round(h * min(200 / w, 200 / h))
+    ox, oy = 8 + (200 - iw) // 2, 8 + (200 - ih) // 2  # grid.py: CELL 200, PAD 8; lower right: no ellipse
+    box = (ox + int(0.7 * iw), oy + int(0.7 * ih), ox + int(0.9 * iw), oy + int(0.9 * ih))
+    first = img.crop(box).convert("RGB").resize((1, 1)).getpixel((0, 0))
+    want = ((37 * i) % 256, (91 * i) % 256, (53 * i + 80) % 256)  # tools_data.make_jpeg
+    assert max(abs(a - b) for a, b in zip(first, want, strict=True)) < 30
 
 
 def test_summary_never_reads_image_bytes(clean_ds):
@@ -136,3 +143,41 @@ def test_summary_never_reads_image_bytes(clean_ds):
     r = inspect_dataset(clean_ds.path, where="split = 'train'", sample=3)
     assert (r.rows, r.matched, len(r.sample)) == (36, 30, 3)
     assert r.width["max"] == max(x["width"] for x in clean_ds.rows if x["split"] == "train")
+
+
+def _skewed(root):
+    """40 rows: the first shard holds a small source (10 rows), the second the source of 75% of the rows."""
+    import pyarrow as pa
+    from tools_data import clean_row
+
+    from data_schemas import CLEAN_SCHEMA, Manifest, ShardInfo, atomic_write_parquet, file_sha256
+
+    rows = [{**clean_row(i), "source": "small" if i < 10 else "big", "split": "train"} for i in range(40)]
+    manifest = Manifest(rows_in=40, rows_out=40, per_split={"train": 40}, per_source={"small": 10, "big": 30})
+    for n, chunk in enumerate((rows[:10], rows[10:])):
+        name = f"shards/train-{n:05d}.parquet"
+        path = atomic_write_parquet(root / name, pa.Table.from_pylist(chunk, schema=CLEAN_SCHEMA), row_group_size=4)
+        manifest.shards.append(ShardInfo(name, len(chunk), path.stat().st_size, file_sha256(path), "train"))
+    manifest.write(root)
+    return rows
+
+
+def test_sample_is_seeded_random_and_stratified_by_source(tmp_path):
+    rows = _skewed(tmp_path / "ds")
+    r = inspect_dataset(tmp_path / "ds", sample=8)
+    assert Counter(s["source"] for s in r.sample) == {"big": 6, "small": 2}  # in proportion, not the first 8
+    assert [s["key"] for s in r.sample] != [row["key"] for row in rows[:8]]
+    again = inspect_dataset(tmp_path / "ds", sample=8)
+    assert [s["key"] for s in again.sample] == [s["key"] for s in r.sample]  # the same seed, the same rows
+    other = inspect_dataset(tmp_path / "ds", sample=8, seed=1)
+    assert {s["key"] for s in other.sample} != {s["key"] for s in r.sample}
+    assert Counter(s["source"] for s in inspect_dataset(tmp_path / "ds", sample=3).sample) == {"big": 2, "small": 1}
+
+
+def test_html_report_and_sheet_show_the_stratified_sample(tmp_path):
+    rows = _skewed(tmp_path / "ds")
+    source = {row["key"]: row["source"] for row in rows}
+    r = inspect_dataset(tmp_path / "ds", html=tmp_path / "r.html", thumbs=8)
+    shown = [k for k in source if k in (tmp_path / "r.html").read_text()]
+    assert Counter(source[k] for k in shown) == {"big": 6, "small": 2}
+    assert r.sample == []  # thumbnails only: no table sample was asked for

@@ -26,7 +26,7 @@ def _check_consistent(ds, removed: set[str]) -> Manifest:
     all_keys = {r["key"] for r in ds.rows}
     assert _keys(ds.path) == all_keys - removed
     # removed rows stay in the dedup index as tombstones, so later near copies of them are dropped
-    assert set(pq.read_table(ds.path / "index" / "phash.parquet").column("key").to_pylist()) == all_keys
+    assert set(pq.read_table(ds.path / "_index" / "phash.pq").column("key").to_pylist()) == all_keys
     rep = verify_dataset(ds.path)
     assert rep.ok, [str(p) for p in rep.problems]
     m = Manifest.read(ds.path)
@@ -42,7 +42,7 @@ def test_by_url_page_and_image(clean_ds):
     res = takedown(clean_ds.path, TakedownRequest(urls=[a["page_url"], b["image_url"]], reason="DMCA #1"))
     assert set(res.keys) == {a["key"], b["key"]} and res.rows_removed == 2
     _check_consistent(clean_ds, {a["key"], b["key"]})
-    log = [json.loads(line) for line in (clean_ds.path / "takedowns.jsonl").read_text().splitlines()]
+    log = [json.loads(line) for line in (clean_ds.path / "_takedowns.jsonl").read_text().splitlines()]
     assert len(log) == 1 and log[0]["rows_removed"] == 2 and set(log[0]["keys"]) == {a["key"], b["key"]}
     assert log[0]["request"]["urls"] == [a["page_url"], b["image_url"]] and log[0]["request"]["reason"] == "DMCA #1"
     assert log[0]["time"]
@@ -90,8 +90,8 @@ def test_blocklist_and_log_are_appended(clean_ds):
     a, b = clean_ds.rows[10], clean_ds.rows[11]
     takedown(clean_ds.path, TakedownRequest(urls=[a["page_url"]], reason="first"))
     takedown(clean_ds.path, TakedownRequest(sha256=[b["sha256"]], reason="second"))
-    assert len((clean_ds.path / "takedowns.jsonl").read_text().splitlines()) == 2
-    lines = [json.loads(x) for x in (clean_ds.path / "blocklist.jsonl").read_text().splitlines()]
+    assert len((clean_ds.path / "_takedowns.jsonl").read_text().splitlines()) == 2
+    lines = [json.loads(x) for x in (clean_ds.path / "_blocklist.jsonl").read_text().splitlines()]
     assert {x["reason"] for x in lines} == {"first", "second"} and all(x["added_at"] for x in lines)
     bl = Blocklist.load(clean_ds.path)
     # what a later crawl / clean asks: the requested page, each removed image URL and image hash are blocked
@@ -101,7 +101,7 @@ def test_blocklist_and_log_are_appended(clean_ds):
     # asking again adds no duplicate entries, and removes nothing more
     before = len(lines)
     assert takedown(clean_ds.path, TakedownRequest(urls=[a["page_url"]])).rows_removed == 0
-    assert len((clean_ds.path / "blocklist.jsonl").read_text().splitlines()) == before
+    assert len((clean_ds.path / "_blocklist.jsonl").read_text().splitlines()) == before
 
 
 def test_dry_run_writes_nothing(clean_ds):
@@ -138,7 +138,7 @@ def test_interrupted_takedown_resumes(clean_ds, monkeypatch):
     assert res.rows_removed == len(target) and set(res.keys) == target
     assert takedown(clean_ds.path, TakedownRequest()).log is None  # nothing pending any more
     _check_consistent(clean_ds, target)
-    log = [json.loads(x) for x in (clean_ds.path / "takedowns.jsonl").read_text().splitlines()]
+    log = [json.loads(x) for x in (clean_ds.path / "_takedowns.jsonl").read_text().splitlines()]
     assert len(log) == 1 and set(log[0]["keys"]) == target
 
 
@@ -151,14 +151,14 @@ def test_bad_requests(clean_ds, raw_dir):
 
 
 def test_rejected_audit_rows_are_purged_too(clean_ds):
-    path = clean_ds.path / "rejected" / "r00000-p000000.parquet"
+    path = clean_ds.path / "_rejected" / "r00000-p000000.pq"
     takedown(clean_ds.path, TakedownRequest(domains=["news-a.test"]))
     assert pq.read_table(path).column("page_url").to_pylist() == ["https://social.example/@x/9",
                                                                   "https://other.test/p"]
     # an original image kept in the audit file is matched by the sha256 of its bytes
     takedown(clean_ds.path, TakedownRequest(sha256=[hashlib.sha256(REJECTED_BYTES).hexdigest()]))
     assert pq.read_table(path).column("page_url").to_pylist() == ["https://other.test/p"]
-    log = [json.loads(x) for x in (clean_ds.path / "takedowns.jsonl").read_text().splitlines()]
+    log = [json.loads(x) for x in (clean_ds.path / "_takedowns.jsonl").read_text().splitlines()]
     assert [x["rejected_rows_removed"] for x in log] == [1, 1]
     assert verify_dataset(clean_ds.path).ok
 

@@ -19,9 +19,9 @@ TRAIN0 = "shards/train-00000.parquet"
 
 
 def _edit_manifest(path, **changes):
-    data = json.loads((path / "manifest.json").read_text())
+    data = json.loads((path / "_manifest.json").read_text())
     data.update(changes)
-    (path / "manifest.json").write_text(json.dumps(data))
+    (path / "_manifest.json").write_text(json.dumps(data))
 
 
 def _rewrite_shard(ds, name, change):
@@ -61,9 +61,9 @@ def test_corrupted_shard_is_named(clean_ds):
 
 
 def test_manifest_row_count_mismatch(clean_ds):
-    data = json.loads((clean_ds.path / "manifest.json").read_text())
+    data = json.loads((clean_ds.path / "_manifest.json").read_text())
     data["shards"][1]["rows"] += 1
-    (clean_ds.path / "manifest.json").write_text(json.dumps(data))
+    (clean_ds.path / "_manifest.json").write_text(json.dumps(data))
     rep = verify_dataset(clean_ds.path)
     name = data["shards"][1]["name"]
     assert not rep.ok
@@ -90,9 +90,9 @@ def test_schema_version_and_funnel(clean_ds):
 
 
 def test_listed_index_must_exist(clean_ds):
-    (clean_ds.path / "index" / "phash.parquet").unlink()
+    (clean_ds.path / "_index" / "phash.pq").unlink()
     rep = verify_dataset(clean_ds.path)
-    assert [(p.shard, p.message.split(":")[0]) for p in rep.problems] == [("index/phash.parquet", "missing")]
+    assert [(p.shard, p.message.split(":")[0]) for p in rep.problems] == [("_index/phash.pq", "missing")]
 
 
 def test_undecodable_image_names_key(clean_ds):

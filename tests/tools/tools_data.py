@@ -100,8 +100,8 @@ def build_clean(root: Path, n: int = 36) -> Built:
     for r in rows:
         manifest.per_source[r["source"]] = manifest.per_source.get(r["source"], 0) + 1
     index = pa.table({"key": [r["key"] for r in rows], "phash": pa.array([r["phash"] for r in rows], pa.uint64())})
-    atomic_write_parquet(root / "index" / "phash.parquet", index)
-    manifest.extra.update(index=["index/phash.parquet"], rejected=[write_rejected(root)])
+    atomic_write_parquet(root / "_index" / "phash.pq", index)
+    manifest.extra.update(index=["_index/phash.pq"], rejected=[write_rejected(root)])
     manifest.write(root)
     for name in built.shards:
         validate(root / name, CLEAN_SCHEMA)
@@ -124,7 +124,7 @@ def write_rejected(root: Path) -> str:
     table = pa.Table.from_pylist([{"id": row_id(p, i), "reason": R.IMAGE_TOO_SMALL, "source": "x", "page_url": p,
                                    "image_url": i, "caption_candidates": "[]", "input": "raw/part-0.parquet",
                                    "image_bytes": b} for p, i, b in rows], schema=REJECT_SCHEMA)
-    name = "rejected/r00000-p000000.parquet"
+    name = "_rejected/r00000-p000000.pq"
     atomic_write_parquet(root / name, table)
     return name
 

@@ -57,9 +57,9 @@ def test_wrong_schema_version_in_a_shard_footer(corrupt_data, tmp_path):
 
 def test_wrong_manifest_version_and_missing_split(corrupt_data, tmp_path):
     data = _copy(corrupt_data, tmp_path / "data")
-    manifest = json.loads((data / "manifest.json").read_text())
+    manifest = json.loads((data / "_manifest.json").read_text())
     manifest["schema_version"] = "7"
-    (data / "manifest.json").write_text(json.dumps(manifest))
+    (data / "_manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(DataError, match="schema version 7"):
         open_split(data)
     good = Manifest.read(corrupt_data)
