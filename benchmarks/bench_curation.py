@@ -94,12 +94,10 @@ def read_rows(data: Path, split: str) -> list[dict]:
 def raw_pairs(raw_rows: list[dict]) -> list[dict]:
     """(a): every decodable image, normalised as the clean stage stores it but never filtered, with its first
     caption candidate untouched."""
-    from types import SimpleNamespace
-
+    from pipeline.config import CleanConfig
     from pipeline.images import normalise
 
-    cfg = SimpleNamespace(min_side=1, max_aspect=1e9, max_pixels=89_478_485, resize_mode="keep_ratio_largest",
-                          image_size=512, jpeg_quality=90)
+    cfg = CleanConfig(raw=".", out=".", min_side=1, max_aspect=1e9)  # no size filter; the stage's resize
     out = []
     for r in raw_rows:
         if r["image_bytes"] is None or not r["caption_candidates"]:
