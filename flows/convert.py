@@ -23,7 +23,8 @@ def to_crawl_config(config: PipelineConfig) -> Any:
         base.pop("out", None)
         base.pop("state_dir", None)
         sources = list(base.pop("sources")) + [dataclasses.asdict(s) for s in section.sources]
-        fields = {"allow_private": section.allow_private or base.get("allow_private"),
+        fields = {"allow_private": section.allow_private or base.get("allow_private") or None,
+                  "parallel_sources": section.parallel_sources,
                   "blocklist": base.get("blocklist") or config.clean_dir}
         kwargs = stage_kwargs(CrawlConfig, section, fields, stage="crawl")
         crawl = CrawlConfig.from_dict({**base, **kwargs, "sources": sources, "out": config.raw_dir})

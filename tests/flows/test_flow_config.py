@@ -156,3 +156,18 @@ def test_steps_per_run_continues_past_the_latest_checkpoint(tmp_path):
     assert to_train_config(cfg).steps == 50
     cfg.train.resume = False
     assert to_train_config(cfg).steps == 10
+
+
+def test_flow_sections_leave_defaults_to_the_stages_and_accept_old_key_names(tmp_path):
+    from crawlers.config import CrawlConfig
+    from training.config import EvalConfig, TrainConfig
+
+    cfg = _config(tmp_path)
+    assert to_crawl_config(cfg).parallel_sources == CrawlConfig(sources=[], out=tmp_path).parallel_sources
+    train = to_train_config(cfg)
+    default = TrainConfig(data=tmp_path, out=tmp_path)
+    assert (train.preset, train.device) == (default.preset, default.device)
+    assert to_eval_config(cfg, train.out).baseline is EvalConfig(run=tmp_path).baseline
+    with pytest.warns(FutureWarning, match=r"crawl\.parallel is deprecated; use crawl\.parallel_sources"):
+        old = _config(tmp_path, crawl={"parallel": 3})
+    assert old.crawl.parallel_sources == 3 and to_crawl_config(old).parallel_sources == 3
