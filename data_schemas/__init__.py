@@ -19,6 +19,7 @@ from data_schemas.layout import (
     SCORE_PART_GLOB,
     SCORES_DIR,
     SCORES_INFO,
+    raw_files_below,
     score_part_name,
     scores_dir,
 )
@@ -81,6 +82,7 @@ __all__ = [
     "file_sha256",
     "is_safe_key",
     "member_path",
+    "raw_files_below",
     "row_id",
     "schema_name",
     "schema_version",

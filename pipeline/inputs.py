@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from data_schemas import RAW_SCHEMA, SchemaError, file_sha256, validate
+from data_schemas import RAW_SCHEMA, SchemaError, file_sha256, raw_files_below, validate
 from pipeline.partition import PartitionSpec
 
 
@@ -35,7 +35,7 @@ class InputFile:
 
 
 def discover(raw: Path | list[Path]) -> list[Path]:
-    """Every ``*.parquet`` under a directory (sorted; hidden and temporary files skipped) or the given list."""
+    """The RAW inputs below a directory (`data_schemas.raw_files_below`), or the given list, resolved."""
     if isinstance(raw, list):
         missing = [str(p) for p in raw if not Path(p).is_file()]
         if missing:
@@ -46,8 +46,7 @@ def discover(raw: Path | list[Path]) -> list[Path]:
         return [raw.resolve()]
     if not raw.is_dir():
         raise CleanError(f"{raw}: no such RAW directory or file; point --raw at the crawl's raw/ folder")
-    files = [p for p in raw.rglob("*.parquet")
-             if p.is_file() and not any(part.startswith((".", "_")) for part in p.relative_to(raw).parts)]
+    files = raw_files_below(raw)
     if not files:
         raise CleanError(f"{raw}: no *.parquet RAW files found; run `mmpipe crawl` first or fix --raw")
     return sorted(p.resolve() for p in files)
