@@ -33,7 +33,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests" / "pipeline"))
 
 import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
@@ -116,11 +115,10 @@ def raw_pairs(raw_rows: list[dict]) -> list[dict]:
 
 
 def build_data(args, tmp: Path):
-    from clean_demo_raw import write_demo_raw
-
     from crawlers.demo import generate_site
     from pipeline.clean import clean
     from pipeline.config import CleanConfig
+    from tests.pipeline.clean_demo_raw import write_demo_raw
 
     t0 = time.monotonic()
     site = generate_site(articles=args.articles, seed=args.site_seed, photo_size="small")

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from clean_rawdata import bomb_png, jpeg, photo, png
 from PIL import Image
 
 from data_schemas import reasons
 from pipeline.config import CleanConfig
 from pipeline.images import NormalisedImage, decode, normalise, phash, resize, to_rgb
+from tests.pipeline.clean_rawdata import bomb_png, jpeg, photo, png
 
 CFG = CleanConfig(raw="r", out="o")
 
