@@ -1,4 +1,5 @@
-"""`mmpipe inspect | verify | takedown | export`: thin wrappers over `pipeline.tools`, imported inside each command."""
+"""`mmpipe inspect | verify | takedown | export | browse`: thin wrappers over `pipeline.tools`, imported inside
+each command."""
 
 from __future__ import annotations
 
@@ -150,8 +151,31 @@ def export_cmd(
                                 f"shard(s) ({format.value}, split {split.value}) to {path}"))
 
 
+def browse_cmd(
+    dataset: Annotated[Path, typer.Argument(help="The CLEAN dataset dir to browse.")],
+    run: Annotated[Path | None, typer.Option("--run", help="A training run: text-to-image search and 'more like "
+                                             "this' with its model (scores missing rows first).")] = None,
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8765,
+    host: Annotated[str, typer.Option(help="Address to bind (default: this machine only).")] = "127.0.0.1",
+    device: Annotated[str, typer.Option(help="With --run: auto, cpu or cuda.")] = "auto",
+) -> None:
+    """A local web app over the dataset: images, filters, search, SQL, drop reasons, duplicates, plots, takedown."""
+    from pipeline.tools.browse import browse
+
+    search = None
+    if run is not None:
+        from flows.browse_search import run_search
+
+        search = _run(run_search, dataset, run, device=device, progress=err_console.is_terminal)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        err_console.print(f"warning: listening on {host}: anyone who can reach it can browse this dataset")
+    console.print(Text.assemble(("browse ", "green"), f"{dataset} at http://{host}:{port}/ (Ctrl+C to stop)"))
+    _run(browse, dataset, host=host, port=port, search=search)
+
+
 def register(app: typer.Typer) -> None:
     app.command("inspect")(inspect_cmd)
     app.command("verify")(verify_cmd)
     app.command("takedown")(takedown_cmd)
     app.command("export")(export_cmd)
+    app.command("browse")(browse_cmd)

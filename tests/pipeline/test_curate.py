@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +34,7 @@ from data_schemas import (
     score_part_name,
     scores_dir,
 )
+from data_schemas.faults import ENV_AT
 from flows.commands.clean import register as register_clean
 from flows.commands.tools import register as register_tools
 from pipeline.config import CurateConfig
@@ -191,3 +196,40 @@ def test_semantic_dedup_never_drops_more_than_its_cap():
     capped = semantic_duplicates(emb, np.arange(200), threshold=0.95, max_drop=0.1)
     assert 15 <= capped.duplicate.sum() <= 20 and capped.threshold > 0.95
     assert capped.duplicate[1:20].sum() >= 15  # the nearest copies go first
+
+
+def _files(path: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("point", ["publish:dropped.pq", "clean.swap"])
+def test_a_killed_curate_leaves_the_earlier_version_and_the_next_run_completes(dataset, tmp_path, point):
+    """SIGKILL while a second curate replaces the first version (the fault hook of data_schemas.faults): the first
+    version is read back whole, and running the same command again gives what an unkilled run gives."""
+    repo = Path(__file__).resolve().parents[2]
+    data = Path(shutil.copytree(dataset, tmp_path / "data"))
+    write_scores(data)
+    out, reference = tmp_path / "curated", tmp_path / "reference"
+    env = {**os.environ, "PYTHONPATH": str(repo), "COLUMNS": "200"}
+    cmd = [sys.executable, "-m", "flows.cli", "curate", str(data), "--no-semantic", "--keep-top"]
+    done = subprocess.run([*cmd, "0.8", "--out", str(out)], cwd=repo, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    before, first_rows = _files(out), Manifest.read(out).rows_out
+    cmd += ["0.5"]
+
+    killed = subprocess.run([*cmd, "--out", str(out)], cwd=repo, env={**env, ENV_AT: point}, capture_output=True,
+                            text=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
+    assert _files(out) == before  # the earlier version, byte for byte
+    _verify(out)
+
+    again = subprocess.run([*cmd, "--out", str(out)], cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stdout + again.stderr
+    done = subprocess.run([*cmd, "--out", str(reference)], cwd=repo, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert Manifest.read(out).rows_out == Manifest.read(reference).rows_out < first_rows
+    shards = {s.name: s.sha256 for s in Manifest.read(out).shards}
+    assert shards == {s.name: s.sha256 for s in Manifest.read(reference).shards}
+    _verify(out)
