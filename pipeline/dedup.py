@@ -148,7 +148,8 @@ class DedupResult:
 
 
 def _keep_order(x: DedupInput, label: np.ndarray, key_rank: np.ndarray) -> np.ndarray:
-    """Row order in which the first row of each component is the one to keep (the brief's documented rule)."""
+    """Row order in which the first row of each component is the one to keep: most pixels, best caption origin,
+    earliest published_at, earliest crawled_at, smallest key (pipeline/README.md, "Keep rule")."""
     old_first = (~x.old).astype(np.int8)  # rows of earlier runs stay, whatever the rule says
     return np.lexsort((key_rank, x.crawled, x.published, x.caption_rank, -x.pixels, old_first, label))
 
