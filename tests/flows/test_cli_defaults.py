@@ -11,11 +11,12 @@ from typer.core import TyperOption
 
 from crawlers.config import CrawlConfig
 from flows.cli import app
+from flows.demo import DemoOptions
 from pipeline.config import CleanConfig, CurateConfig
 from training.config import EvalConfig, ScoreConfig, TrainConfig
 
 STAGE_CONFIGS = {"crawl": CrawlConfig, "clean": CleanConfig, "curate": CurateConfig, "train": TrainConfig,
-                 "score": ScoreConfig, "eval": EvalConfig}
+                 "score": ScoreConfig, "eval": EvalConfig, "demo": DemoOptions}
 
 
 def _options(command: str) -> list[TyperOption]:
