@@ -29,7 +29,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -e '.[dev]' -c $(PINS)
 	@# Fail loudly here, not halfway through a test run, when an install step is missing.
 	$(BIN)/python -c "import torch, scrapy, dask.distributed, prefect, pyarrow, PIL, ftfy, py3langid, tokenizers, \
-	safetensors, duckdb, typer, webdataset, numba, pdqhash; from training.openclip_compat import import_open_clip; \
+	safetensors, duckdb, typer, webdataset, numba, pdqhash, s3fs, moto.server; from training.openclip_compat import import_open_clip; \
 	oc = import_open_clip(); print('mmpipe environment OK: torch', torch.__version__, 'open_clip', oc.__version__)"
 	$(BIN)/mmpipe --help >/dev/null
 	@touch $(STAMP)

@@ -236,6 +236,11 @@ def run_img2dataset(exe: Path, urls: list[str], work: Path) -> tuple[int, float]
            "--number_sample_per_shard", "500", "--disable_all_reencoding", "True", "--timeout", "30",
            "--retries", "0", "--enable_wandb", "False", "--distributor", "multiprocessing"]
     log(f"img2dataset: {len(urls)} URLs, 2 processes x 32 threads, fetch-only")
+    return run_img2dataset_cmd(cmd, out)
+
+
+def run_img2dataset_cmd(cmd: list[str], out: Path) -> tuple[int, float] | None:
+    """(images img2dataset fetched, wall seconds from process start to exit), or None when it failed."""
     t0 = time.monotonic()
     res = subprocess.run(cmd, capture_output=True, text=True)
     elapsed = time.monotonic() - t0

@@ -14,7 +14,8 @@ extractor, so the benchmark can disagree with the extractor:
   `@2x`, `220px-` are cut, wherever it is stored, within the last folder named by an id (`/18636689/`); else
   the path less size/transform segments and size query parameters; a resizing proxy's embedded original URL).
   A URL shared by `<img>`s that otherwise name different URLs is a placeholder and joins nothing when three or
-  more such `<img>`s, or only lazy-loaded ones, share it.
+  more such `<img>`s, or only lazy-loaded ones, share it; nor does it name a caption pair's picture (the lazy
+  `<img>`'s other candidates do: spokesman.com's `src="sr-loader.png"` beside the photo's `data-srcset`).
 - **Content pictures** (readability set) are the `<img>`s of Readability's `expected.html`, less those that are
   not pictures: `data:` URIs, SVG (file or `/svg/` render path) and a declared width or height under 50 px.  The
   page's declared lead picture (below) is counted as content too (Readability often cuts the header that holds
@@ -244,15 +245,15 @@ class Pictures:
         self.by_key: dict[str, str] = {}
 
     def find(self, url: str) -> str:
-        self.parent.setdefault(url, url)
-        key = size_key(url)
-        other = self.by_key.setdefault(key, url)
-        if other != url:
-            self._union(url, other)
-        root = url
-        while self.parent[root] != root:
-            root = self.parent[root]
-        return root
+        """The picture's root URL.  A URL seen for the first time joins the picture of its size key as a child, so
+        looking up a record's URL (a size variant the page never named) never changes the root of a picture found
+        before: the scores do not depend on the order in which records and truth URLs are looked up."""
+        if url not in self.parent:
+            self.parent[url] = url
+            other = self.by_key.setdefault(size_key(url), url)
+            if other != url:
+                self.parent[url] = self._root(other)
+        return self._root(url)
 
     def _union(self, a: str, b: str) -> None:
         ra, rb = self._root(a), self._root(b)
@@ -308,7 +309,8 @@ def page_truth(page: Page) -> PageTruth:
     expected = [(img, img_candidates(img, page.url)) for img in expected_doc.iter("img")] \
         if expected_doc is not None else []
     both = elements + expected
-    _union_elements(pictures, [c for _, c in both], [any(a in img.attrib for a in _LAZY) for img, _ in both])
+    placeholders = _union_elements(pictures, [c for _, c in both], [any(a in img.attrib for a in _LAZY)
+                                                                    for img, _ in both])
     for el in doc.iter("link", "meta"):
         if (el.tag == "link" and "canonical" in (el.get("rel") or "").lower()) or (
                 el.tag == "meta" and (el.get("property") or el.get("name")) == "og:url"):
@@ -320,7 +322,7 @@ def page_truth(page: Page) -> PageTruth:
         pictures.find(truth.lead)  # registered before any record is looked up: joins are order-free
     if page.expected is not None:
         truth.content, truth.excluded = _content(pictures, expected)
-    truth.captions = _caption_pairs(doc, base, own=own, elements=elements)
+    truth.captions = _caption_pairs(doc, base, own=own, elements=elements, placeholders=placeholders)
     return truth
 
 
@@ -329,7 +331,7 @@ def _base(doc, url: str) -> str:
     return (resolve(base.get("href"), url) or url) if base is not None else url
 
 
-def _union_elements(pictures: Pictures, groups: list[list[str]], lazy: list[bool]) -> None:
+def _union_elements(pictures: Pictures, groups: list[list[str]], lazy: list[bool]) -> set[str]:
     """Join the candidates of each `<img>`, except placeholders: a URL shared by `<img>`s that otherwise name
     different URLs, when three or more do, or when every one of them is lazy-loaded (the real URL in `data-*`)."""
     owners: dict[str, list[int]] = {}
@@ -345,6 +347,7 @@ def _union_elements(pictures: Pictures, groups: list[list[str]], lazy: list[bool
         kept = [u for u in group if u not in shared]
         if kept:
             pictures.add_element(kept)
+    return shared
 
 
 def _content(pictures: Pictures, expected) -> tuple[list[str], int]:
@@ -412,7 +415,7 @@ def _collect(data, out: list[dict]) -> None:
         _collect(data.get("@graph"), out)
 
 
-def _caption_pairs(doc, base: str, *, own: set[str], elements) -> list[CaptionPair]:
+def _caption_pairs(doc, base: str, *, own: set[str], elements, placeholders: set[str]) -> list[CaptionPair]:
     cands = {id(img): c for img, c in elements}
     pairs: dict[tuple[str, str], CaptionPair] = {}
     for figure in doc.iter("figure"):
@@ -426,7 +429,7 @@ def _caption_pairs(doc, base: str, *, own: set[str], elements) -> list[CaptionPa
         text = " ".join(_visible(caps[0]).split())
         if not text or _links_elsewhere(figure, base, own):
             continue
-        url = cands[id(imgs[0])][0]
+        url = next((u for u in cands[id(imgs[0])] if u not in placeholders), cands[id(imgs[0])][0])
         pairs.setdefault((size_key(url), text), CaptionPair(url, text))
     return list(pairs.values())
 

@@ -7,7 +7,10 @@ handed to each source's Scrapy subprocess as JSON, so every field must survive a
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
+import tempfile
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,10 +18,11 @@ from typing import Any
 import yaml
 
 from crawlers import policy
-from data_schemas import SOURCE_KINDS
+from data_schemas import SOURCE_KINDS, storage
 
 TEASER_MODES = ("drop", "emit")
 TRANSPORTS = ("aiohttp", "twisted")  # the HTTP client under Scrapy's downloader (crawlers/transport.py)
+LIST_FORMATS = ("parquet", "csv", "tsv", "jsonl", "txt")  # kind: urls inputs, .gz or not (crawlers/urllist.py)
 DEFAULT_USER_AGENT = "mmpipe/0.1 (+https://github.com/mmpipe/mmpipe)"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -32,7 +36,7 @@ class SourceConfig:
     """One crawl source.  Fields that do not apply to a kind are ignored by that kind's spider."""
 
     name: str
-    kind: str  # news | feed | mastodon | bluesky
+    kind: str  # news | feed | mastodon | bluesky | urls | warc
     # news / feed
     feeds: list[str] = field(default_factory=list)  # RSS/Atom URLs (news, feed); custom feed at:// URIs (bluesky)
     sitemaps: list[str] = field(default_factory=list)  # sitemap or sitemap-index URLs (news)
@@ -73,6 +77,13 @@ class SourceConfig:
     max_stale_pages: int | None = 3  # a timeline stops after this many pages in a row that bring no new post
     processes: int = 1  # Scrapy processes sharing this source: pages/posts split by URL hash (one CPU core each)
     license: str | None = None  # recorded in every row of this source when the site states one
+    # urls (img2dataset's URL lists) / warc (Common Crawl WARC/WAT files): local files or globs
+    paths: list[str] = field(default_factory=list)
+    input_format: str | None = None  # urls: parquet | csv | tsv | jsonl (.gz or not); default: by file extension
+    url_col: str = "url"  # urls: img2dataset's column names
+    caption_col: str | None = "caption"  # urls: null for a list without captions
+    page_col: str | None = None  # urls: a column naming the page of the image (RAW page_url; "" without one)
+    html: bool = False  # warc: also read WARC response records' HTML through the news page objects
 
     def validate(self) -> None:
         where = f"source '{self.name}'"
@@ -88,6 +99,10 @@ class SourceConfig:
             raise ConfigError(f"{where}: a mastodon source needs instance and hashtags or local_timeline: true")
         if self.kind == "bluesky" and not (self.actors or self.search_queries or self.feeds):
             raise ConfigError(f"{where}: a bluesky source needs actors, search_queries or feeds")
+        if self.kind in ("urls", "warc") and not self.paths:
+            raise ConfigError(f"{where}: a {self.kind} source needs paths (files or globs)")
+        if self.input_format is not None and self.input_format not in LIST_FORMATS:
+            raise ConfigError(f"{where}: input_format must be one of {LIST_FORMATS}, not {self.input_format!r}")
         if self.teasers not in TEASER_MODES:
             raise ConfigError(f"{where}: teasers must be one of {TEASER_MODES}, not {self.teasers!r}")
         if self.processes < 1:
@@ -111,7 +126,7 @@ class SourceConfig:
 @dataclass
 class CrawlConfig:
     sources: list[SourceConfig]
-    out: Path
+    out: Path | str  # a local directory or a URL (s3://...; `data_schemas.storage`): RAW files are published there
     allow_private: bool = False  # fetch private/loopback/link-local addresses (the demo and tests need it)
     private_networks: list[str] = field(default_factory=list)  # or only these networks, e.g. [127.0.0.1/32]
     user_agent: str = DEFAULT_USER_AGENT
@@ -131,7 +146,8 @@ class CrawlConfig:
     bytes_per_file: int = 256 * 1024 * 1024  # ... or every N bytes of image data
     flush_seconds: float = 60.0  # ... or every N seconds, so a killed crawl loses little work
     blocklist: Path | None = None  # takedown blocklist (file or dataset directory)
-    state_dir: Path | None = None  # seen-URL store, logs, per-source summaries; default <out>/.state
+    state_dir: Path | None = None  # seen-URL store, logs, per-source summaries; default <out>/.state, for a URL
+    # out <local_out>/.state: the crawl state and its RAW spill stay local (`local_out`), only RAW files are published
     incremental: bool = True  # skip pages already crawled into this out dir
     parallel_sources: int = 2  # source processes run at once by `crawl()`
     image_cache_bytes: int = 256 * 1024 * 1024  # in-memory cache of fetched images shared by several pages
@@ -142,10 +158,20 @@ class CrawlConfig:
     scrapy_settings: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.out = Path(self.out)
-        self.state_dir = Path(self.state_dir) if self.state_dir else self.out / ".state"
+        self.out = storage.location(self.out)
+        self.state_dir = Path(self.state_dir) if self.state_dir else self.local_out / ".state"
         self.blocklist = Path(self.blocklist) if self.blocklist else None
         self.sources = [s if isinstance(s, SourceConfig) else _source_from_dict(s) for s in self.sources]
+
+    @property
+    def local_out(self) -> Path:
+        """Where the crawl writes: ``out`` itself, or for a URL ``out`` a local spill directory named after it
+        (``$MMPIPE_CRAWL_CACHE``, default the system temporary directory, ``/mmpipe-crawls/<hash>``), stable so a
+        resumed crawl on this machine finds its state."""
+        if not storage.is_url(self.out):
+            return self.out
+        base = Path(os.environ.get("MMPIPE_CRAWL_CACHE") or tempfile.gettempdir()) / "mmpipe-crawls"
+        return base / uuid.uuid5(uuid.NAMESPACE_URL, self.out).hex
 
     def validate(self) -> None:
         names = [s.name for s in self.sources]

@@ -45,6 +45,10 @@ class PageCtx:
     published_at: datetime | None = None
     license: str | None = None
     opt_out: tuple[str, ...] = ()
+    # URL lists: `url` is the pair's accounting key in the crawl state; the row's page_url is this (the list's
+    # page column, or "" when the list names none), and `provenance` the list row's other columns as JSON
+    row_page_url: str | None = None
+    provenance: str | None = None
 
 
 @dataclass(slots=True)
@@ -175,7 +179,7 @@ def sorted_candidates(ref: ImageRef) -> list[dict[str, str]]:
 
 def make_row(*, source: str, kind: str, ctx: PageCtx, ref: ImageRef, result: ImageResult) -> dict:
     """A teaser (`ref.link`) is a row of the page it links to, titled with its own headline."""
-    page_url = ref.link or ctx.url
+    page_url = ref.link or (ctx.url if ctx.row_page_url is None else ctx.row_page_url)
     title = next((t for t, o in ref.candidates if o == "title"), None) if ref.link else ctx.title
     return {
         "id": row_id(page_url, ref.url), "source": source, "source_kind": kind, "role": ref.role,
@@ -184,6 +188,7 @@ def make_row(*, source: str, kind: str, ctx: PageCtx, ref: ImageRef, result: Ima
         "crawled_at": datetime.now(timezone.utc), "license": ctx.license, "credit": ref.credit,
         "image_bytes": result.body, "image_mime": result.mime, "http_status": result.status,
         "fetch_error": result.error, "opt_out": sorted(set(ctx.opt_out) | set(result.opt_out)),
+        "provenance": ctx.provenance,
     }
 
 

@@ -42,6 +42,10 @@ def source_summary(source, stats: dict[str, Any]) -> dict[str, Any]:
         "pages_refused": {k.split("/", 2)[2]: v for k, v in sorted(stats.items())
                           if k.startswith("mmpipe/pages_refused/")},
         "refused_urls": get("mmpipe/refused_urls", {}),
+        # URL lists / archives: input rows or records skipped, "file:row: reason: detail" (the first 1000), and
+        # the error that stopped the source when an input could not be read at all
+        "input_rejects": list(get("mmpipe/input_rejects", []) or []),
+        "input_error": get("mmpipe/input_error"),
         "errors": dict(sorted(errors.items())),
         "requests": int(get("downloader/request_count", 0) or 0),
         "responses": int(get("downloader/response_count", 0) or 0),

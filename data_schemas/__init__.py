@@ -4,6 +4,7 @@ Stages never import each other; they agree only on what is in this package.  See
 every field.
 """
 
+from data_schemas import storage
 from data_schemas.blocklist import BLOCKLIST_NAME, BlockEntry, Blocklist
 from data_schemas.faults import fault_point
 from data_schemas.io import (
@@ -19,7 +20,6 @@ from data_schemas.layout import (
     SCORE_PART_GLOB,
     SCORES_DIR,
     SCORES_INFO,
-    raw_files_below,
     score_part_name,
     scores_dir,
 )
@@ -82,11 +82,11 @@ __all__ = [
     "file_sha256",
     "is_safe_key",
     "member_path",
-    "raw_files_below",
     "row_id",
     "schema_name",
     "schema_version",
     "score_part_name",
     "scores_dir",
+    "storage",
     "validate",
 ]

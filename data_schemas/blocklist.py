@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from data_schemas import storage
 from data_schemas.io import atomic_write_bytes
 
 BLOCKLIST_NAME = "blocklist.jsonl"
@@ -67,13 +68,15 @@ class Blocklist:
         """Load from a file or a dataset directory; a missing file is an empty list."""
         if path is None:
             return cls()
-        path = Path(path)
-        if path.is_dir():
+        path = storage.location(path)
+        if storage.is_url(path) and not path.endswith(".jsonl"):
+            path = storage.join(path, BLOCKLIST_NAME)
+        elif not storage.is_url(path) and path.is_dir():
             path = path / BLOCKLIST_NAME
-        if not path.exists():
+        if not storage.exists(path):
             return cls()
         entries = []
-        for n, line in enumerate(path.read_text().splitlines(), 1):
+        for n, line in enumerate(storage.read_text(path).splitlines(), 1):
             if not line.strip():
                 continue
             try:

@@ -17,16 +17,6 @@ SCORES_INFO = "scores.json"  # beside the parts: the model, the settings, and wh
 CURATE_DIR = "_curate"  # in a curated version: the alignment histogram, the extremes sheet, the cut
 
 
-def raw_files_below(directory: str | Path) -> list[Path]:
-    """The RAW inputs in a directory, the one rule the clean stage reads by and the flows' clean cache keys on:
-    every ``*.parquet`` file below it (sorted), except under a hidden (``.``) or ``_``-prefixed name (temporary
-    files being written, auxiliary tables)."""
-    directory = Path(directory)
-    hidden = (".", AUX_PREFIX)
-    return sorted(p for p in directory.rglob("*.parquet")
-                  if p.is_file() and not any(part.startswith(hidden) for part in p.relative_to(directory).parts))
-
-
 def scores_dir(dataset: str | Path, run_id: str) -> Path:
     return Path(dataset) / SCORES_DIR / run_id
 

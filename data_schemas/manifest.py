@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from data_schemas import storage
 from data_schemas.io import atomic_write_json
 from data_schemas.schemas import CLEAN_VERSION, SchemaError
 
@@ -25,6 +26,8 @@ def member_path(root: str | Path, name: object) -> Path:
     rel = PurePosixPath(name)
     if rel.is_absolute() or ".." in rel.parts or rel.parts[0] in (".", ""):
         raise SchemaError(f"file name {name!r} leaves the dataset directory; refusing to use it")
+    if storage.is_url(root):  # an object store has no symlinks; the name's own checks are the whole check
+        return storage.join(root, rel.as_posix())
     root = Path(root)
     path = root / rel
     if not path.resolve().is_relative_to(root.resolve()):  # a symlinked folder pointing elsewhere
@@ -64,8 +67,8 @@ class Manifest:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def write(self, dataset_dir: str | Path) -> Path:
-        return atomic_write_json(Path(dataset_dir) / MANIFEST_NAME, self.to_dict())
+    def write(self, dataset_dir: str | Path) -> Path | str:
+        return atomic_write_json(storage.join(storage.location(dataset_dir), MANIFEST_NAME), self.to_dict())
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Manifest:
@@ -75,13 +78,16 @@ class Manifest:
 
     @classmethod
     def read(cls, dataset_dir: str | Path) -> Manifest:
-        path = Path(dataset_dir)
-        path = path / MANIFEST_NAME if path.is_dir() else path
-        if not path.exists():
+        path = storage.location(dataset_dir)
+        if storage.is_url(path):
+            path = path if path.endswith(".json") else storage.join(path, MANIFEST_NAME)
+        elif path.is_dir():
+            path = path / MANIFEST_NAME
+        if not storage.exists(path):
             raise FileNotFoundError(f"{path}: no manifest; the dataset is incomplete or was never written "
                                     "(run `mmpipe clean` to create it)")
         try:
-            data = json.loads(path.read_text())
+            data = json.loads(storage.read_text(path))
         except json.JSONDecodeError as exc:
             raise SchemaError(f"manifest is not valid JSON ({exc})", path=path) from exc
         if str(data.get("manifest_version")) != MANIFEST_VERSION:
@@ -93,7 +99,7 @@ class Manifest:
         names = [s.name for s in manifest.shards] + [n for names in listed for n in names]
         for name in names:
             try:
-                member_path(path.parent, name)
+                member_path(storage.parent(path), name)
             except SchemaError as exc:
                 raise SchemaError(exc.problem, path=path) from None
         return manifest

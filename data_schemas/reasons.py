@@ -18,9 +18,15 @@ BLOCKLISTED_URL = "blocklisted"  # page or image URL / domain on the dataset's t
 TEASER_IMAGE = "teaser_image"  # a picture shown as a teaser of another page (it links there): not this page's pair
 SOCIAL_BAD_POST = "social_bad_post"  # an API post with a field of an unexpected type: that post only is skipped
 SOCIAL_BAD_RESPONSE = "social_bad_response"  # an API page that cannot be read at all (e.g. JSON nested too deep)
+# URL lists and web archives (`kind: urls` / `kind: warc`): an input row or record that cannot be a pair; the
+# crawl summary's `input_rejects` names the file and row of each (the first thousand)
+LIST_MISSING_URL = "list_missing_url"  # no value in the URL column
+LIST_BAD_URL = "list_bad_url"  # not an absolute http(s) URL (another scheme, no host, spaces, too long)
+LIST_BAD_ROW = "list_bad_row"  # a line that is not JSON / not an object, or a column of the wrong type
+WARC_BAD_RECORD = "warc_bad_record"  # a WAT/WARC record that cannot be read (bad JSON, truncated, wrong fields)
 CRAWL_REASONS = (ROBOTS_DISALLOWED, ROBOTS_UNREACHABLE, OPT_OUT_PAGE, OPT_OUT_IMAGE, OPT_OUT_TDMREP, SOCIAL_SENSITIVE,
                  SOCIAL_NOINDEX, SOCIAL_NO_UNAUTHENTICATED, BLOCKLISTED_URL, TEASER_IMAGE, SOCIAL_BAD_POST,
-                 SOCIAL_BAD_RESPONSE)
+                 SOCIAL_BAD_RESPONSE, LIST_MISSING_URL, LIST_BAD_URL, LIST_BAD_ROW, WARC_BAD_RECORD)
 
 # Image fetch failures: the crawl still writes a RAW row (image_bytes null, http_status / fetch_error set) so the
 # clean funnel accounts for every candidate; the clean stage drops it as FETCH_FAILED.

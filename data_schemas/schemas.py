@@ -14,21 +14,25 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-RAW_VERSION = "2"  # 2: `role`
+from data_schemas import storage
+
+RAW_VERSION = "3"  # 2: `role`; 3: `provenance`, source kinds urls / warc, caption origin `list`
 CLEAN_VERSION = "2"  # 2: `role`; phash is of the picture without uniform borders (pipeline.signals)
 SCORES_VERSION = "1"
 # Older versions a reader still accepts, with the fields they lack (read as nulls): a crawl's RAW files outlive
 # an upgrade, so the clean stage reads them; CLEAN datasets are re-made by `mmpipe clean` instead.
-_OLDER_READABLE = {"raw": {"1": ("role",)}}
-SOURCE_KINDS = ("news", "mastodon", "bluesky", "feed")
+_OLDER_READABLE = {"raw": {"1": ("role", "provenance"), "2": ("provenance",)}}
+SOURCE_KINDS = ("news", "mastodon", "bluesky", "feed", "urls", "warc")
 # What a picture is to its page: the declared lead picture (og:image / JSON-LD), another picture of the page's
 # own, or a teaser of another page (kept only when the crawl emits teasers); null where the source does not say.
 ROLES = ("lead", "body", "teaser")
-CAPTION_ORIGINS = ("figcaption", "alt", "og_image_alt", "jsonld", "social_alt", "feed", "title", "context")
+CAPTION_ORIGINS = ("figcaption", "alt", "og_image_alt", "jsonld", "social_alt", "feed", "title", "context", "list")
 # Which candidate becomes the caption: the first, in this order, that passes the text filters.  Human-written
 # descriptions of *this* image first (alt text on social posts and figcaptions are written for the picture), then
 # structured data, then page-level text that may describe something else.
-CAPTION_PREFERENCE = ("social_alt", "figcaption", "jsonld", "alt", "og_image_alt", "feed", "context", "title")
+# A URL list's caption column (`list`) is whatever its maker chose as the text of the image (LAION: alt text; CC3M:
+# cleaned alt text): ranked with `alt`.
+CAPTION_PREFERENCE = ("social_alt", "figcaption", "jsonld", "alt", "list", "og_image_alt", "feed", "context", "title")
 # A RAW id / CLEAN key names files (webdataset members `{key}.jpg`, which split at the first dot), so it is a plain
 # name: letters, digits, '_' and '-', 1-128 characters, not starting with '-'.  `row_id` always gives one.
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,127}$")
@@ -63,6 +67,7 @@ RAW_SCHEMA = _schema("raw", RAW_VERSION, [
     pa.field("fetch_error", pa.string()),
     pa.field("opt_out", pa.list_(pa.string()), nullable=False),
     pa.field("role", pa.string()),
+    pa.field("provenance", pa.string()),
 ])
 
 CLEAN_SCHEMA = _schema("clean", CLEAN_VERSION, [
@@ -180,16 +185,17 @@ def validate(table_or_path: pa.Table | str | Path, schema: pa.Schema, *, check_v
     path = None
     table = None
     if isinstance(table_or_path, (str, Path)):
-        path = Path(table_or_path)
+        path = storage.location(table_or_path)
+        afs, where = storage.arrow_filesystem(path)
         try:
-            actual = pq.read_schema(path)
+            actual = pq.read_schema(where, filesystem=afs)
         except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for damaged files
             raise SchemaError(f"not a readable Parquet file ({exc}); delete or re-create it", path=path) from exc
         lacking = _check_metadata(actual, schema, path)
         _check_fields(actual, schema, path, lacking)
         if not check_values:
             return None
-        table = pq.read_table(path, columns=[f.name for f in schema if f.name in actual.names])
+        table = pq.read_table(where, columns=[f.name for f in schema if f.name in actual.names], filesystem=afs)
     else:
         table = table_or_path
         lacking = _check_metadata(table.schema, schema, None)

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from data_schemas import MANIFEST_NAME, Manifest, atomic_write_json, file_sha256, raw_files_below
+from data_schemas import MANIFEST_NAME, Manifest, atomic_write_json, file_sha256, storage
 
 MARKER_VERSION = 1
 
@@ -67,11 +67,11 @@ def clean_marker(state_dir: Path) -> Path:
 
 
 def raw_files(raw: Path | list[Path]) -> list[Path]:
-    """The RAW files a clean run reads, by the clean stage's own rule (`data_schemas.raw_files_below`)."""
+    """The RAW files a clean run reads, by the clean stage's own rule (`data_schemas.storage.list_files`)."""
     if isinstance(raw, list):
         return sorted(Path(p) for p in raw)
     raw = Path(raw)
-    return [raw] if raw.is_file() else raw_files_below(raw)
+    return [raw] if raw.is_file() else storage.list_files(raw, suffix=".parquet")
 
 
 def clean_key(raw: Path | list[Path], parameters: dict[str, Any], extra_files: list[Path]) -> str:

@@ -4,7 +4,8 @@ Three passes, each a set of independent tasks, so nothing but small metadata eve
 1. inspect every input (footer, row counts, sha256) -- bad files are reported and skipped, or fail with strict;
 2. decide every row on the workers (`pipeline.partition`), staging survivors next to the new dataset version;
 3. on the client, deduplicate globally (`pipeline.dedup`) and split; then write the shards on the workers.
-The new version is assembled beside the old one and swapped in atomically (`pipeline.dataset`).
+The new version is assembled beside the old one and swapped in atomically (`pipeline.dataset`); a dataset at a URL
+is assembled on local disk and published to the store, its manifest last (`pipeline.dataset.publish_remote`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from data_schemas import TAKEDOWN_PENDING, BlockEntry, Blocklist, atomic_write_parquet
+from data_schemas import TAKEDOWN_PENDING, BlockEntry, Blocklist, atomic_write_parquet, storage
 from pipeline.config import CleanConfig
 from pipeline.dataset import (
     INDEX_SCHEMA,
@@ -27,7 +28,9 @@ from pipeline.dataset import (
     load_previous,
     locked,
     new_work_dir,
+    publish_remote,
     recover,
+    recover_remote,
     swap_in,
     write_index,
 )
@@ -44,10 +47,10 @@ from pipeline.shards import plan_shards, write_shard
 log = logging.getLogger(__name__)
 
 
-def load_blocklist(cfg: CleanConfig, out: Path) -> Blocklist:
+def load_blocklist(cfg: CleanConfig, out: Path | str) -> Blocklist:
     blocklist = Blocklist.load(out)
     if cfg.blocklist is not None:
-        if not cfg.blocklist.exists():
+        if not storage.exists(cfg.blocklist):
             raise CleanError(f"blocklist {cfg.blocklist} not found; fix the path or drop --blocklist")
         extra = Blocklist.load(cfg.blocklist)
         for kind, values in (("url", extra.urls), ("domain", extra.domains), ("sha256", extra.sha256)):
@@ -58,9 +61,13 @@ def load_blocklist(cfg: CleanConfig, out: Path) -> Blocklist:
 
 def clean(config: CleanConfig) -> Path:
     """Run the clean stage; returns the dataset directory once its manifest is written and swapped in."""
-    out = config.out.resolve()
+    remote = storage.is_url(config.out)
+    out = config.out if remote else config.out.resolve()
     with locked(out):
-        recover(out)
+        if remote:
+            recover_remote(out)
+        else:
+            recover(out)
         _finish_takedown(out)
         previous = load_previous(out)
         files = discover(config.raw)
@@ -69,7 +76,10 @@ def clean(config: CleanConfig) -> Path:
         try:
             with dask_client(config, local_directory=work / "_staging") as client:
                 changed = _run(client, config, files, previous, blocklist, out=out, work=work)
-            if changed:
+            if changed and remote:
+                changed.write(work)
+                publish_remote(work, out)  # the manifest, last
+            elif changed:
                 link_previous(out, work)
                 changed.write(work)  # the manifest, last
                 swap_in(work, out)
@@ -81,10 +91,12 @@ def clean(config: CleanConfig) -> Path:
     return out
 
 
-def _finish_takedown(out: Path) -> None:
+def _finish_takedown(out: Path | str) -> None:
     """A takedown killed halfway is finished first (under the lock this run holds), so a new version is never
     built around rows that are due for removal, nor around a manifest that does not yet count them."""
-    if (out / TAKEDOWN_PENDING).exists():
+    if storage.exists(storage.join(out, TAKEDOWN_PENDING)):
+        if storage.is_url(out):
+            raise CleanError(f"{out}: an unfinished takedown is pending; takedown works on local datasets only")
         from pipeline.tools.takedown import finish_pending
 
         log.warning("%s: finishing an interrupted takedown before cleaning", out)
@@ -128,7 +140,7 @@ def todo_path(todo: list[InputFile], index: int) -> str:
     return next(i.path for i in todo if i.index == index)
 
 
-def _run(client, cfg: CleanConfig, files: list[Path], previous: Previous, blocklist: Blocklist, *, out: Path,
+def _run(client, cfg: CleanConfig, files: list, previous: Previous, blocklist: Blocklist, *, out: Path | str,
          work: Path):
     futures = client.map(inspect_input, list(range(len(files))), [str(f) for f in files], pure=False)
     infos = sorted(gather(client, futures, "inspect inputs", progress=cfg.progress), key=lambda i: i.index)

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from data_schemas import ROLES
+from data_schemas import ROLES, storage
 from pipeline.signals import HASH_VERSION
 
 RESIZE_MODES = ("keep_ratio_largest", "center_crop", "no")
@@ -36,8 +36,8 @@ class CleanConfig:
     dataset directory; if it already holds a dataset the run is incremental (only new rows are added).
     """
 
-    raw: Path | list[Path]
-    out: Path
+    raw: Path | str | list[Path | str]
+    out: Path | str
     scheduler: str | None = None  # address of a running Dask scheduler; None starts a LocalCluster
     n_workers: int | None = None  # LocalCluster processes; None = one per core
     threads_per_worker: int = 1  # Pillow work holds the GIL for most of its time: processes scale, threads don't
@@ -78,15 +78,16 @@ class CleanConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
+        # locations: a local Path, or a URL string (`data_schemas.storage`: s3://, any fsspec filesystem)
         if isinstance(self.raw, (list, tuple)):
-            self.raw = [Path(p) for p in self.raw]
+            self.raw = [storage.location(p) for p in self.raw]
         else:
-            self.raw = Path(self.raw)
-        self.out = Path(self.out)
+            self.raw = storage.location(self.raw)
+        self.out = storage.location(self.out)
         if self.scheduler is not None:
             self.scheduler = scheduler_address(self.scheduler)
         if self.blocklist is not None:
-            self.blocklist = Path(self.blocklist)
+            self.blocklist = storage.location(self.blocklist)
         if self.resize_mode not in RESIZE_MODES:
             raise ValueError(f"resize_mode '{self.resize_mode}' is not one of {RESIZE_MODES}")
         if not 0.0 <= self.val_fraction <= 1.0:

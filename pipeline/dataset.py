@@ -5,6 +5,11 @@ version's files (shards are immutable, so this costs nothing), the new shards, i
 directories are then exchanged in one ``renameat2(RENAME_EXCHANGE)`` call where the file system supports it, else
 by moving the new files into the dataset directory, the manifest last (`_merge_in`).  A run killed at any point
 leaves the previous dataset readable and complete, and the directory never goes missing.
+
+A dataset at a URL (`data_schemas.storage`: an object store, where nothing renames atomically) is built in a local
+work directory, then published: a journal object listing the new files, every new file (names the previous
+manifest never lists: new shard numbers, index and rejected parts of the new run), the manifest last (one PUT:
+the commit point), then the journal is removed.  `recover_remote` deletes what a killed publish left unlisted.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import json
 import logging
 import os
 import shutil
+import tempfile
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,7 +30,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from data_schemas import MANIFEST_NAME, Manifest, atomic_write_json, atomic_write_parquet, fault_point, member_path
+from data_schemas import (
+    MANIFEST_NAME,
+    Manifest,
+    atomic_write_json,
+    atomic_write_parquet,
+    fault_point,
+    member_path,
+    storage,
+)
 from pipeline.dedup import GREY, colour_array, pdq_words
 from pipeline.inputs import CleanError
 
@@ -60,10 +74,17 @@ class Previous:
 
 
 @contextmanager
-def locked(out: Path):
-    """One run per dataset at a time: a second concurrent run fails fast instead of racing the swap."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    lock_path = out.parent / f".{out.name}.lock"
+def locked(out: Path | str):
+    """One run per dataset at a time: a second concurrent run fails fast instead of racing the swap.  For a URL
+    the lock is a local file named after it: it guards this machine only (an object store has no lock; run one
+    clean per remote dataset)."""
+    if storage.is_url(out):
+        digest = uuid.uuid5(uuid.NAMESPACE_URL, out).hex
+        lock_path = Path(tempfile.gettempdir()) / "mmpipe-locks" / f"{digest}.lock"
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        lock_path = out.parent / f".{out.name}.lock"
     with open(lock_path, "a+") as fh:
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -92,11 +113,11 @@ def recover(out: Path) -> None:
         shutil.rmtree(stale, ignore_errors=True)
 
 
-def load_previous(out: Path) -> Previous:
-    if not out.exists():
+def load_previous(out: Path | str) -> Previous:
+    if not storage.exists(out):
         return Previous()
-    if not (out / MANIFEST_NAME).exists():
-        extra = {p.name for p in out.iterdir()} - _ALLOWED_BEFORE_FIRST_RUN
+    if not storage.exists(storage.join(out, MANIFEST_NAME)):
+        extra = {storage.name(p) for p in _members(out)} - _ALLOWED_BEFORE_FIRST_RUN
         if extra:
             raise CleanError(f"{out} exists but holds no dataset (no {MANIFEST_NAME}; found {sorted(extra)[:5]}); "
                              "choose a new or empty --out directory")
@@ -105,11 +126,31 @@ def load_previous(out: Path) -> Previous:
     if "parent" in manifest.extra:
         raise CleanError(f"{out} is a curated version of {manifest.extra['parent'].get('path')} (`mmpipe curate`); "
                          "clean into that dataset and curate it again")
-    parts = [pq.read_table(out / name, schema=INDEX_SCHEMA) for name in manifest.extra.get("index", [])]
+    parts = [read_table(member_path(out, name), schema=INDEX_SCHEMA) for name in manifest.extra.get("index", [])]
     return Previous(manifest=manifest, index=pa.concat_tables(parts) if parts else INDEX_SCHEMA.empty_table())
 
 
-def new_work_dir(out: Path) -> Path:
+def _members(out: Path | str) -> list:
+    if storage.is_url(out):
+        fs, path = storage.filesystem(out)
+        return fs.ls(path, detail=False)
+    return list(Path(out).iterdir())
+
+
+def read_table(loc: Path | str, **kwargs) -> pa.Table:
+    """`pq.read_table` of a local path or a URL."""
+    afs, path = storage.arrow_filesystem(loc)
+    return pq.read_table(path, filesystem=afs, **kwargs)
+
+
+def new_work_dir(out: Path | str) -> Path:
+    if storage.is_url(out):  # built on local disk, published to the store at the end (`publish_remote`)
+        base = os.environ.get("DASK_TEMPORARY_DIRECTORY")
+        if base:
+            os.makedirs(base, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix="mmpipe-clean-", dir=base))
+        (work / "_staging").mkdir()
+        return work
     work = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:12]}"
     (work / "_staging").mkdir(parents=True)
     return work
@@ -220,3 +261,42 @@ def _undo_merge(out: Path, journal: dict) -> None:
         if rel not in listed and path.suffix == ".parquet" and path.is_file():
             log.warning("removing %s: moved in by a run killed before its manifest", path)
             path.unlink()
+
+
+_REMOTE_JOURNAL = ".publishing.json"  # in a remote dataset: the files a publish is adding (for `recover_remote`)
+
+
+def publish_remote(work: Path, out: str) -> None:
+    """The swap for a dataset at a URL: journal, the new files, the manifest (the commit point), no journal."""
+    shutil.rmtree(work / "_staging", ignore_errors=True)
+    adds = sorted(p.relative_to(work).as_posix() for p in work.rglob("*") if p.is_file())
+    adds = [rel for rel in adds if rel != MANIFEST_NAME]
+    atomic_write_json(storage.join(out, _REMOTE_JOURNAL), {"moves": adds})
+    fault_point("clean.swap")
+    for rel in adds:
+        storage.publish_file(work / rel, member_path(out, rel))
+    storage.publish_file(work / MANIFEST_NAME, storage.join(out, MANIFEST_NAME))
+    storage.remove(storage.join(out, _REMOTE_JOURNAL))
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def recover_remote(out: str) -> None:
+    """Delete what a publish killed before its manifest left: the files its journal names that the manifest does
+    not list, and temporary objects; the previous version is untouched throughout."""
+    journal_path = storage.join(out, _REMOTE_JOURNAL)
+    if storage.exists(journal_path):
+        journal = json.loads(storage.read_text(journal_path))
+        manifest = Manifest.read(out) if storage.exists(storage.join(out, MANIFEST_NAME)) else Manifest()
+        listed = {s.name for s in manifest.shards} | {n for key in ("index", "rejected")
+                                                      for n in manifest.extra.get(key, [])}
+        for rel in journal.get("moves", []):
+            if rel not in listed:
+                log.warning("removing %s: published by a run killed before its manifest", rel)
+                storage.remove(member_path(out, rel))
+        storage.remove(journal_path)
+    if storage.exists(out):
+        fs, path = storage.filesystem(out)
+        for key in fs.find(path):
+            base = key.rsplit("/", 1)[-1]
+            if base.startswith(".") and base.endswith(".tmp"):
+                fs.rm(key)

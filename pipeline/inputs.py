@@ -10,9 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pyarrow.parquet as pq
-
-from data_schemas import RAW_SCHEMA, SchemaError, file_sha256, raw_files_below, validate
+from data_schemas import RAW_SCHEMA, SchemaError, file_sha256, storage, validate
 from pipeline.partition import PartitionSpec
 
 
@@ -34,19 +32,27 @@ class InputFile:
         return {"path": self.path, "rows": self.rows, "bytes": self.bytes, "sha256": self.sha256}
 
 
-def discover(raw: Path | list[Path]) -> list[Path]:
-    """The RAW inputs below a directory (`data_schemas.raw_files_below`), or the given list, resolved."""
+def discover(raw: Path | str | list) -> list:
+    """Every ``*.parquet`` under a directory or URL prefix (sorted; hidden and temporary files skipped) or the
+    given list."""
     if isinstance(raw, list):
-        missing = [str(p) for p in raw if not Path(p).is_file()]
+        missing = [str(p) for p in raw if not storage.is_file(p)]
         if missing:
             raise CleanError(f"RAW input file(s) not found: {', '.join(missing)}")
-        return [Path(p).resolve() for p in raw]
+        return [p if storage.is_url(p) else Path(p).resolve() for p in raw]
+    if storage.is_url(raw):
+        if storage.is_file(raw):
+            return [raw]
+        files = storage.list_files(raw, suffix=".parquet")
+        if not files:
+            raise CleanError(f"{raw}: no *.parquet RAW files found; run `mmpipe crawl` first or fix --raw")
+        return files
     raw = Path(raw)
     if raw.is_file():
         return [raw.resolve()]
     if not raw.is_dir():
         raise CleanError(f"{raw}: no such RAW directory or file; point --raw at the crawl's raw/ folder")
-    files = raw_files_below(raw)
+    files = storage.list_files(raw, suffix=".parquet")  # the one rule, shared with the flows' clean cache
     if not files:
         raise CleanError(f"{raw}: no *.parquet RAW files found; run `mmpipe crawl` first or fix --raw")
     return sorted(p.resolve() for p in files)
@@ -56,12 +62,12 @@ def inspect_input(index: int, path: str) -> InputFile:
     """Worker task: footer schema check, row counts and the file's sha256 (for the manifest and for re-runs)."""
     info = InputFile(index=index, path=path)
     try:
-        info.bytes = Path(path).stat().st_size
+        info.bytes = storage.size(storage.location(path))
         validate(path, RAW_SCHEMA, check_values=False)
-        meta = pq.ParquetFile(path).metadata
+        meta = storage.parquet_file(storage.location(path)).metadata
         info.rows = meta.num_rows
         info.row_group_rows = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
-        info.sha256 = file_sha256(path)
+        info.sha256 = file_sha256(storage.location(path))
     except SchemaError as exc:  # the file is named by the caller; the column is part of the problem
         info.error = f"column '{exc.column}': {exc.problem}" if exc.column else exc.problem
     except OSError as exc:

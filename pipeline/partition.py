@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from data_schemas import RAW_SCHEMA, Blocklist, SchemaError, validate
+from data_schemas import RAW_SCHEMA, Blocklist, SchemaError, storage, validate
 from pipeline.dedup import NULL_TIME, colour_array, pdq_words
 from pipeline.rows import REJECT_SCHEMA, STAGE_SCHEMA, Accepted, iter_rows, row_reason, staged_record
 
@@ -53,7 +53,7 @@ class PartitionResult:
 def read_partition(spec: PartitionSpec) -> pa.Table:
     """The partition's rows, checked against the RAW schema (types, required values, known origins/kinds)."""
     try:
-        table = pq.ParquetFile(spec.path).read_row_groups(list(spec.row_groups))
+        table = storage.parquet_file(storage.location(spec.path)).read_row_groups(list(spec.row_groups))
     except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for damaged files
         raise SchemaError(f"row groups {list(spec.row_groups)} are unreadable ({exc})", path=spec.path) from exc
     try:

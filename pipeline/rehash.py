@@ -15,10 +15,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from data_schemas import Manifest, atomic_write_parquet
-from pipeline.dataset import INDEX_SCHEMA, Previous
+from data_schemas import Manifest, atomic_write_parquet, member_path, storage
+from pipeline.dataset import INDEX_SCHEMA, Previous, read_table
 from pipeline.images import decode, to_rgb
 from pipeline.inputs import CleanError
 from pipeline.progress import gather
@@ -42,7 +41,7 @@ def prepare_index(client, cfg: CleanConfig, previous: Previous, *, out) -> pa.Ta
                          f"computes version {HASH_VERSION} (borders trimmed, mirrored pHash, PDQ, colour); comparing "
                          "them would miss or invent duplicates.  Re-run with --rehash-index (CleanConfig."
                          "rehash_index) to re-hash the index from the stored images first, or clean into a new --out")
-    shards = [str(out / s.name) for s in previous.manifest.shards]
+    shards = [str(member_path(out, s.name)) for s in previous.manifest.shards]
     tasks = client.map(shard_signals, shards, max_pixels=cfg.max_pixels, pure=False)
     parts = gather(client, tasks, "re-hash index", progress=cfg.progress)
     fresh = {key: row for part in parts for key, row in part.items()}
@@ -55,7 +54,7 @@ def prepare_index(client, cfg: CleanConfig, previous: Previous, *, out) -> pa.Ta
 
 def shard_signals(path: str, *, max_pixels: int) -> dict[str, dict]:
     """Worker task: key -> the index's hash columns, from each stored image of one shard."""
-    table = pq.read_table(path, columns=["key", "image"])
+    table = read_table(storage.location(path), columns=["key", "image"])
     out = {}
     for key, data in zip(table.column("key").to_pylist(), table.column("image").to_pylist(), strict=True):
         img = decode(data, max_pixels=max_pixels)

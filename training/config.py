@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from data_schemas import storage
+
 PRESET_NAMES = ("tiny", "base", "seed")
 BASELINE_DIR = "baseline"  # <run>/baseline: the `seed` preset trained like the run (training.train.train_baseline)
 
@@ -117,7 +119,8 @@ class TrainConfig:
         """A copy with every ``None`` field filled from the preset."""
         preset = _PRESETS[self.preset]
         filled = {k: v for k, v in preset.items() if k != "steps" and getattr(self, k) is None}
-        out = replace(self, data=Path(self.data), out=Path(self.out), crop_scale=tuple(self.crop_scale), **filled)
+        out = replace(self, data=storage.location(self.data), out=storage.location(self.out),
+                      crop_scale=tuple(self.crop_scale), **filled)
         if out.steps is None and out.epochs is None:
             out = replace(out, steps=preset["steps"])
         return out
@@ -140,7 +143,7 @@ class TrainConfig:
         for key in ("data", "out"):
             if key not in data or data[key] is None:
                 raise ConfigError(f"'{key}' is required")
-            data[key] = Path(data[key])
+            data[key] = storage.location(data[key])
         if isinstance(data.get("model"), dict):
             data["model"] = _model_spec(data["model"], data.get("preset", "tiny"))
         if data.get("crop_scale") is not None:

@@ -10,9 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 
-from data_schemas import CLEAN_SCHEMA, CLEAN_VERSION, MANIFEST_NAME, Manifest, SchemaError, validate
+from data_schemas import CLEAN_SCHEMA, CLEAN_VERSION, MANIFEST_NAME, Manifest, SchemaError, storage, validate
 
 READ_COLUMNS = ["key", "caption", "image"]
 
@@ -35,9 +34,9 @@ class Unit:
 
 @dataclass(frozen=True)
 class DatasetIndex:
-    root: Path
+    root: Path | str  # a local Path or a URL (`data_schemas.storage`)
     split: str
-    paths: tuple[Path, ...]
+    paths: tuple[Path | str, ...]
     units: tuple[Unit, ...]
 
     @property
@@ -45,11 +44,12 @@ class DatasetIndex:
         return sum(len(u) for u in self.units)
 
 
-def _read_manifest(root: Path) -> Manifest:
-    if not root.exists():
+def _read_manifest(root: Path | str) -> Manifest:
+    if not storage.exists(root):
         raise DataError(f"{root}: the data directory does not exist; run `mmpipe clean` to create it or fix --data")
-    if not (root / MANIFEST_NAME).exists():
-        what = "is empty" if root.is_dir() and not any(root.iterdir()) else f"has no {MANIFEST_NAME}"
+    if not storage.exists(storage.join(root, MANIFEST_NAME)):
+        local_empty = not storage.is_url(root) and root.is_dir() and not any(root.iterdir())
+        what = "is empty" if local_empty else f"has no {MANIFEST_NAME}"
         raise DataError(f"{root}: the data directory {what}; point --data at a dataset written by `mmpipe clean` "
                         "(it is complete only once its manifest.json exists)")
     try:
@@ -57,17 +57,18 @@ def _read_manifest(root: Path) -> Manifest:
     except (SchemaError, FileNotFoundError) as exc:
         raise DataError(str(exc)) from exc
     if str(manifest.schema_version) != CLEAN_VERSION:
-        raise DataError(f"{root / MANIFEST_NAME}: dataset schema version {manifest.schema_version}, this mmpipe "
-                        f"trains on CLEAN version {CLEAN_VERSION}; re-run `mmpipe clean` with this version")
+        raise DataError(f"{storage.join(root, MANIFEST_NAME)}: dataset schema version {manifest.schema_version}, "
+                        f"this mmpipe trains on CLEAN version {CLEAN_VERSION}; re-run `mmpipe clean` with this "
+                        "version")
     return manifest
 
 
-def _shard_units(path: Path, shard: int, split: str, declared: str) -> list[Unit]:
+def _shard_units(path: Path | str, shard: int, split: str, declared: str) -> list[Unit]:
     try:
         validate(path, CLEAN_SCHEMA, check_values=False)
     except SchemaError as exc:
         raise DataError(f"{exc}") from exc
-    pf = pq.ParquetFile(path)
+    pf = storage.parquet_file(path)
     units = []
     for rg in range(pf.num_row_groups):
         n = pf.metadata.row_group(rg).num_rows
@@ -83,17 +84,17 @@ def _shard_units(path: Path, shard: int, split: str, declared: str) -> list[Unit
 
 def open_split(root: str | Path, split: str = "train") -> DatasetIndex:
     """Index the row groups of one split; raise DataError with a clear message when there is nothing to read."""
-    root = Path(root)
+    root = storage.location(root)
     manifest = _read_manifest(root)
-    paths: list[Path] = []
+    paths: list[Path | str] = []
     units: list[Unit] = []
     for info in manifest.shards:
         if info.split and info.split != split:
             continue
-        path = root / info.name
-        if not path.exists():
-            raise DataError(f"{path}: listed in {root / MANIFEST_NAME} but missing; the dataset is damaged, "
-                            "re-run `mmpipe clean`")
+        path = storage.join(root, info.name)
+        if not storage.exists(path):
+            raise DataError(f"{path}: listed in {storage.join(root, MANIFEST_NAME)} but missing; the dataset is "
+                            "damaged, re-run `mmpipe clean`")
         units.extend(_shard_units(path, len(paths), split, info.split))
         paths.append(path)
     if not units:
@@ -106,7 +107,7 @@ def read_captions(index: DatasetIndex, limit: int | None = None) -> list[str]:
     """The captions of a split (only the caption column is read), for training the tokenizer."""
     out: list[str] = []
     for shard, path in enumerate(index.paths):
-        pf = pq.ParquetFile(path)
+        pf = storage.parquet_file(path)
         for unit in (u for u in index.units if u.shard == shard):
             col = pf.read_row_group(unit.row_group, columns=["caption"]).column("caption").to_pylist()
             out.extend(col[i] for i in unit.rows)

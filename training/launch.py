@@ -9,8 +9,11 @@ import os
 import socket
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
+from data_schemas import storage
+from training import runstore
 from training.config import TrainConfig
 
 
@@ -30,10 +33,19 @@ def torchrun_command(config_json: Path, nproc: int) -> list[str]:
             "--config-json", str(config_json)]
 
 
-def launch_torchrun(config: TrainConfig, nproc: int, *, timeout: float | None = None) -> Path:
-    """Run ``train(config)`` on ``nproc`` local processes; returns the run directory like ``train``."""
+def launch_torchrun(config: TrainConfig, nproc: int, *, timeout: float | None = None) -> Path | str:
+    """Run ``train(config)`` on ``nproc`` local processes; returns the run directory like ``train``.  A URL run
+    directory is pulled into its local mirror here, trained there, and published when the ranks finish
+    (`training.runstore`; single-process runs also publish each checkpoint as it is written)."""
     if nproc < 1:
         raise ValueError(f"nproc must be >= 1, got {nproc}")
+    remote = config.out if storage.is_url(config.out) else None
+    if remote:
+        local = runstore.mirror_dir(remote)
+        runstore.pull(remote, local)
+        launch_torchrun(replace(config, out=local), nproc, timeout=timeout)
+        runstore.push_run(local, remote)
+        return remote
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     config_json = out / "launch-config.json"

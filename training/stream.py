@@ -34,6 +34,7 @@ import pyarrow.parquet as pq
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from data_schemas import storage
 from training.data import READ_COLUMNS, DatasetIndex, Unit
 from training.masking import MaskPolicy, mask_tokens, mask_words, word_layout
 from training.tokenizer import CLS, MASK, PAD, SEP, to_arrays
@@ -181,7 +182,7 @@ class ShardStream(IterableDataset):
             entry: dict = {"worker": v, "batches_done": done, "batches": counts[v]}
             if done < counts[v]:
                 u, r = consumer_order(units, self.layout, epoch=epoch, consumer=consumer)[done * bs]
-                entry["next_row"] = {"shard": self.index.paths[units[u].shard].name,
+                entry["next_row"] = {"shard": storage.name(self.index.paths[units[u].shard]),
                                      "row_group": units[u].row_group, "offset": units[u].rows[r]}
             out.append(entry)
         return out
@@ -269,7 +270,7 @@ class _RowReader:
     def _load(self, u: int) -> None:
         unit = self.units[u]
         if unit.shard not in self.files:
-            self.files[unit.shard] = pq.ParquetFile(self.index.paths[unit.shard])
+            self.files[unit.shard] = storage.parquet_file(self.index.paths[unit.shard])
         wanted = self.needed.pop(u)
         table = self.files[unit.shard].read_row_group(unit.row_group, columns=READ_COLUMNS)
         table = table.take(pa.array([unit.rows[r] for r in wanted], type=pa.int64()))

@@ -25,7 +25,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from data_schemas import atomic_write_bytes, atomic_write_json
+from data_schemas import atomic_write_bytes, atomic_write_json, storage
+from training import runstore
 from training.checkpoint import (
     checkpoint_state,
     list_checkpoints,
@@ -47,16 +48,24 @@ log = logging.getLogger("mmpipe.train")
 TOKENIZER_SAMPLE = 2_000_000  # captions used to train the BPE (plenty for a caption vocabulary)
 
 
-def train(config: TrainConfig) -> Path:
+def train(config: TrainConfig) -> Path | str:
+    """Train; returns the run directory.  A URL run directory is trained in a local mirror and published to the
+    store as it goes (`training.runstore`)."""
     cfg = config.resolved()
+    remote = cfg.out if storage.is_url(cfg.out) else None
+    if remote:
+        cfg = replace(cfg, out=runstore.mirror_dir(remote))
+        runstore.pull(remote, cfg.out)
     ctx = setup(cfg.device)
     try:
-        Trainer(cfg, ctx).run()
+        Trainer(cfg, ctx, remote=remote).run()
     finally:
         teardown(ctx)
     if ctx.is_main and cfg.eval_at_end:
         _evaluate_at_end(cfg)
-    return cfg.out
+    if remote and ctx.is_main:
+        runstore.push_run(cfg.out, remote)
+    return remote or cfg.out
 
 
 def train_baseline(run: Path) -> Path:
@@ -87,8 +96,8 @@ def _evaluate_at_end(cfg: TrainConfig) -> None:
 class Trainer:
     """The state of one run; ``__init__`` sets it up in the order below, ``run`` is the loop."""
 
-    def __init__(self, cfg: TrainConfig, ctx: DistContext):
-        self.cfg, self.ctx = cfg, ctx
+    def __init__(self, cfg: TrainConfig, ctx: DistContext, *, remote: str | None = None):
+        self.cfg, self.ctx, self.remote = cfg, ctx, remote  # remote: where each checkpoint is published
         torch.manual_seed(cfg.seed)
         _cpu_threads(cfg, ctx)
         # 1. data and run directory: both fail fast, before a worker starts or a file is written
@@ -205,8 +214,10 @@ class Trainer:
             state = checkpoint_state(self.step, self.pos, self.optimizer, self.layout, counters)
             loader = {"epoch": self.pos.epoch, "batch": self.pos.batch,
                       "rank0_workers": self.stream.describe(self.pos.epoch, self.pos.batch)}
-            save_checkpoint(self.cfg.out, self.step, unwrap(self.raw_model), state,
-                            {"preset": self.cfg.preset, "loader": loader}, keep_last=self.cfg.keep_last)
+            path = save_checkpoint(self.cfg.out, self.step, unwrap(self.raw_model), state,
+                                   {"preset": self.cfg.preset, "loader": loader}, keep_last=self.cfg.keep_last)
+            if self.remote:
+                runstore.push_checkpoint(path, self.remote)
 
     def _finish(self) -> None:
         counters = self._global_counters()

@@ -120,11 +120,19 @@ def image_markup(slot: Slot, plan: Plan, *, base: str = "") -> str:
     else:
         img = f"<img src=\"{base}{slot.url}\" data-srcset=\"{DATA_URI_SRCSET}\"{attrs}>"
     cls = " class=\"lead\"" if slot.kind == "lead" else ""
-    return f"<figure{cls}>{img}<figcaption>{slot.figcaption_html}</figcaption></figure>"
+    caption = slot.figcaption_html
+    if slot.kind == "picture":  # a CSS-in-JS caption box whose class holds a credit word inside a token (Quanta)
+        caption = f"<div class=\"w-100P _pattribution-w-auto _pcaption-w-auto\">{caption}</div>"
+    return f"<figure{cls}>{img}<figcaption>{caption}</figcaption></figure>"
+
+
+_BREAKPOINTS = (1300, 980, 740, 0)
 
 
 def _picture(slot: Slot, pic, stem: str, ext: str, attrs: str) -> str:
-    """<picture>: the largest candidate (the native file) is the last entry of the first srcset that has it."""
+    """<picture>: the largest candidate (the native file) is the last entry of the first srcset that has it.
+    A body picture has a `<source>` per breakpoint and type, unclosed as real pages write them: libxml2 nests
+    each element after an unclosed `<source>` inside it, so the `<img>` sits eight levels below its `<figure>`."""
     widths = srcset_widths(pic, 2)
     if ext == "webp":  # lead: webp sources up to the native size, smaller jpeg fallbacks
         webp = ", ".join([f"{stem}-{w}w.webp {w}w" for w in widths[:1]] + [f"{slot.url} {pic.width}w"])
@@ -134,7 +142,11 @@ def _picture(slot: Slot, pic, stem: str, ext: str, attrs: str) -> str:
         webp = ", ".join(f"{stem}-{w}w.webp {w}w" for w in widths)
         jpgs = ", ".join([f"{stem}-{w}w.{ext} {w}w" for w in widths[:1]] + [f"{slot.url} {pic.width}w"])
         src = slot.url
-    source = f"<source type=\"image/webp\" srcset=\"{webp}\" />" if webp else ""
+    if ext != "webp" and webp:  # one source per breakpoint and type (The Guardian, Newsweek)
+        source = "".join(f"<source media=\"(min-width: {m}px)\" type=\"image/{t}\" srcset=\"{s}\">"
+                         for m in _BREAKPOINTS for t, s in (("webp", webp), ("jpeg", jpgs)))
+    else:
+        source = f"<source type=\"image/webp\" srcset=\"{webp}\" />" if webp else ""
     return f"<picture>{source}<img src=\"{src}\" srcset=\"{jpgs}\"{attrs}></picture>"
 
 

@@ -8,14 +8,13 @@ the caption is the clean stage's decision (`data_schemas.CAPTION_PREFERENCE`).
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
 
 from lxml import etree
 from lxml.etree import _Element as Element
 from w3lib.encoding import html_to_unicode
 
 from crawlers.extract import meta
-from crawlers.extract.images import absolute_url
+from crawlers.extract.images import absolute_url, url_host
 from crawlers.extract.pictures import page_pictures
 from crawlers.extract.records import ArticlePage
 from crawlers.extract.text import clean_text
@@ -112,11 +111,13 @@ def _license(doc: Element, ld: list[dict], base: str) -> str | None:
 
 
 def _links(doc: Element, base: str, url: str) -> list[str]:
-    host = urlsplit(url).hostname
+    host = url_host(url)
     seen: dict[str, None] = {}
     for a in doc.iter("a"):
         href = absolute_url(a.get("href"), base)
-        rel = (a.get("rel") or "").lower()
-        if href and urlsplit(href).hostname == host and not any(r in rel for r in ("nofollow", "sponsored", "ugc")):
-            seen.setdefault(href, None)
+        if not href or href in seen or url_host(href) != host:
+            continue
+        rel = a.get("rel")
+        if not rel or not any(r in rel.lower() for r in ("nofollow", "sponsored", "ugc")):
+            seen[href] = None
     return list(seen)

@@ -6,13 +6,19 @@ Shared by the page's own pictures and its teasers (`crawlers.extract.pictures`).
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from lxml import etree
 from lxml.etree import _Element as Element
 
 from crawlers.extract.text import clean_text, find_credit, leading_credit, normalize_credit
 
-_CREDIT_CLASS = re.compile(r"credit|copyright|byline|photographer|source|attribution|courtesy", re.IGNORECASE)
+# class/itemprop words that mark a credit inside a caption, matched as whole parts of a token ("media-credit",
+# "imageCredit", "copyrightHolder"), never inside one: "_pattribution-w-auto" (a CSS-in-JS utility class of
+# Quanta's caption box) is not "attribution"
+_CREDIT_WORDS = frozenset(("credit", "credits", "copyright", "byline", "photographer", "source", "attribution",
+                           "courtesy"))
+_TOKEN_PART = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])")
 _OFFSCREEN = re.compile(r"off-?screen|sr-only|visually-hidden|screen-reader")
 _SKIP_TEXT_TAGS = {"script", "style", "noscript", "template"}
 _BREAKS = {"br", "p", "div", "li", "figure", "h2", "h3", "h4", "h5", "span"}  # "<span>1</span><span>of 4</span>"
@@ -21,12 +27,14 @@ text_content = etree.XPath("string()", smart_strings=False)  # what lxml.html's 
 
 
 def ancestor(el: Element, tag: str, depth: int) -> Element | None:
+    """The nearest `tag` among `depth` ancestors; `<source>` levels do not count (libxml2 nests the elements
+    after an unclosed `<source>` inside it, so a `<picture>` of ten sources would hide its `<figure>`)."""
     el = el.getparent()
-    for _ in range(depth):
-        if el is None:
-            return None
+    while el is not None and depth > 0:
         if el.tag == tag:
             return el
+        if el.tag != "source":
+            depth -= 1
         el = el.getparent()
     return None
 
@@ -51,7 +59,7 @@ def _split_caption_markup(el: Element, text: list[str], credit: list[str]) -> No
         text.append(el.text)
     for child in el:
         if isinstance(child.tag, str) and child.tag not in _SKIP_TEXT_TAGS:
-            is_credit = child.tag in ("small", "cite") or _CREDIT_CLASS.search(
+            is_credit = child.tag in ("small", "cite") or _credit_marked(
                 f"{child.get('class') or ''} {child.get('itemprop') or ''}")
             if is_credit:
                 credit.extend(_visible_text(child))
@@ -63,6 +71,11 @@ def _split_caption_markup(el: Element, text: list[str], credit: list[str]) -> No
                     text.append(" ")
         if child.tail:
             text.append(child.tail)
+
+
+@lru_cache(maxsize=4096)
+def _credit_marked(names: str) -> bool:
+    return any(part.lower() in _CREDIT_WORDS for token in names.split() for part in _TOKEN_PART.findall(token))
 
 
 def _visible_text(el: Element):

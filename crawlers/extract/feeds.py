@@ -58,16 +58,6 @@ def _child_text(el, *names: str) -> str | None:
     return None
 
 
-def is_feed(body: bytes) -> bool:
-    head = body[:2048].lower()
-    return b"<rss" in head or b"<feed" in head or b"<rdf:rdf" in head
-
-
-def is_sitemap(body: bytes) -> bool:
-    head = body[:4096].lower()
-    return body[:2] == b"\x1f\x8b" or b"<urlset" in head or b"<sitemapindex" in head
-
-
 def parse_feed(url: str, body: bytes) -> list[FeedEntry]:
     """Entries of an RSS/Atom feed with their images and publisher captions; [] for anything unreadable."""
     root = _xml(body) if body else None

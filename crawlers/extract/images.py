@@ -30,14 +30,19 @@ class _Words:
     def search(self, text: str) -> re.Match | None:
         if text.isascii():
             low = text.lower()
-            if not any(word in low for word in self.words):
+            for word in self.words:  # a loop: a third faster than any() over a generator
+                if word in low:
+                    break
+            else:
                 return None
         return self.pattern.search(text)
 
 
+# a placeholder's file name is the word, then nothing or a separator: "blank.gif", "lazy-placeholder.png",
+# "spacer_1x1.gif"; never a word that starts with it ("blanket-coverage.png" is a screenshot)
 _PLACEHOLDER_SRC = _Words(("blank", "spacer", "pixel", "transparent", "placeholder", "grey", "gray", "loading",
-                           "lazy", "1x1", "clear"),
-                          r"^data:|(?:^|/)(?:{})[\w-]*\.(?:gif|png|jpg|svg)(?:$|\?)", also=("data:",))
+                           "lazy", "lazyload", "1x1", "clear"),
+                          r"^data:|(?:^|/)(?:{})s?(?:[-_\d][\w-]*)?\.(?:gif|png|jpg|svg)(?:$|\?)", also=("data:",))
 # class/id words of the image or its near ancestors that mark chrome rather than content.  They are matched as
 # whole parts of a class token ("ad-slot", "c-related__img"), never inside words ("shunno-share" is "share" but
 # "adaptive" is not "ad"), and a token that negates them ("no-share", "noads") marks nothing.
@@ -60,6 +65,8 @@ _CHROME_HOSTS = _Words(("doubleclick.net", "googlesyndication.com", "google-anal
 _CHROME_DIR = _Words(tuple(f"/{w}/" for w in ("icon", "icons", "logo", "logos", "ad", "ads", "advert", "adverts",
                                                "avatar", "avatars", "sprite", "sprites", "badge", "badges", "emoji",
                                                "emojis", "pixel", "pixels", "tracking", "banner", "banners")))
+# "/ad/" that is a slice of a hash, beside other short hex folders (Wikimedia's /thumb/a/ad/, /ad/93/9f09.../)
+_HASH_SHARD = re.compile(r"/[0-9a-f]{1,2}/ad/|/ad/[0-9a-f]{2}/", re.IGNORECASE)
 _NON_PHOTO_EXT = _Words((".svg", ".ico", ".cur", "/svg/"), r"(?:\.svg|\.ico|\.cur)(?:$|[?#])|/(?:render/)?svg/",
                         also=(".svg",))  # Wikipedia's formulas: /media/math/render/svg/<hash>
 _SRCSETS = _LAZY_SRCSET + ("srcset",)
@@ -125,12 +132,8 @@ def image_candidates(img: Element, base_url: str) -> list[tuple[float, str]]:
     for name in _SRCSETS:
         if name in attrib:
             raw += [(size, url) for url, size in parse_srcset(attrib[name])]
-    picture = img.getparent()
-    for _ in range(3):  # libxml2 does not know <source> is void and nests the <img> inside it
-        if picture is None or picture.tag == "picture":
-            break
-        picture = picture.getparent()
-    if picture is not None and picture.tag == "picture":
+    picture = picture_of(img)
+    if picture is not None:
         for source in picture.iter("source"):
             mtype = _attr(source, "type").lower()
             if mtype and not mtype.startswith("image/") or "svg" in mtype:
@@ -159,14 +162,23 @@ def image_candidates(img: Element, base_url: str) -> list[tuple[float, str]]:
 
 
 def _in_picture(img: Element) -> bool:
+    parent = img.getparent()
+    return parent is not None and parent.tag == "source" or picture_of(img) is not None
+
+
+def picture_of(img: Element) -> Element | None:
+    """The `<picture>` of an `<img>`: within three levels, not counting `<source>` elements.  libxml2 does not
+    know `<source>` is void and nests each next element inside the one before, so a `<picture>` with ten sources
+    (The Guardian, Newsweek) puts its `<img>` ten levels down."""
     el = img.getparent()
-    for _ in range(3):
-        if el is None:
-            return False
-        if el.tag in ("picture", "source"):
-            return True
+    levels = 0
+    while el is not None and levels < 3:
+        if el.tag == "picture":
+            return el
+        if el.tag != "source":
+            levels += 1
         el = el.getparent()
-    return False
+    return None
 
 
 def _lazy_names(attrib) -> list[str]:
@@ -243,11 +255,17 @@ def _declared_side(value: str) -> int | None:
 def hard_chrome(img: Element, url: str) -> bool:
     """What no other evidence outweighs: a non-photo file type, a tracking/ad host, a chrome file name or
     directory, a declared side under MIN_SIDE px."""
-    if is_chrome_url(url):
-        return True
-    for side in (_declared_side(_attr(img, "width")), _declared_side(_attr(img, "height"))):
-        if side is not None and side < MIN_SIDE:
-            return True
+    return is_chrome_url(url) or tiny(img)
+
+
+def tiny(img: Element) -> bool:
+    """A declared width or height under MIN_SIDE px (icons, dividers, tracking pixels): known before any URL."""
+    for name in ("width", "height"):
+        value = img.get(name)
+        if value:
+            side = _declared_side(value.strip())
+            if side is not None and side < MIN_SIDE:
+                return True
     return False
 
 
@@ -301,17 +319,34 @@ def _chrome_words(class_and_id: str) -> bool:
     return False
 
 
+@lru_cache(maxsize=8192)
 def is_chrome_url(url: str) -> bool:
-    """The URL-only part of `hard_chrome`, for images named in metadata (og:image, JSON-LD, feeds)."""
+    """The URL-only part of `hard_chrome`, for images named in metadata (og:image, JSON-LD, feeds).  Cached: a
+    site's template names the same logos, icons and ad slots on every page."""
     return bool(_NON_PHOTO_EXT.search(url) or _CHROME_HOSTS.search(url)
                 or _CHROME_FILE.search(_file_name(url)))
 
 
 def _file_name(url: str) -> str:
     path = url_path(url)
-    if _CHROME_DIR.search(path):
+    if _CHROME_DIR.search(path) and not _HASH_SHARD.search(path):
         return "icon"  # a chrome directory marks every file in it
     return path.rsplit("/", 1)[-1]
+
+
+def url_host(url: str) -> str | None:
+    """`urlsplit(url).hostname` of an http(s) URL (lower case, no userinfo or port), without urlsplit's general
+    parsing in the common case."""
+    scheme_end = url.find("://")
+    if 0 < scheme_end <= 5 and _plain(url) and url[:scheme_end].lower() in ("http", "https"):
+        rest = url[scheme_end + 3:]
+        end = min((i for i in (rest.find("/"), rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
+        netloc = rest[:end].rpartition("@")[2]
+        return netloc.partition(":")[0].lower() or None
+    try:
+        return urlsplit(url).hostname
+    except ValueError:
+        return None
 
 
 def url_path(url: str) -> str:

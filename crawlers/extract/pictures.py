@@ -19,10 +19,10 @@ from crawlers.extract.images import (
     absolute_url,
     chrome_points,
     declared_size,
-    hard_chrome,
     image_candidates,
     is_chrome_url,
     plausible_url,
+    tiny,
     url_path,
 )
 from crawlers.extract.records import ImageRef
@@ -127,8 +127,10 @@ def _body_image(img: Element, page: _Page, *, pictures: PictureSet, teasers: lis
     Chrome evidence (`images.chrome_points`: 2 for the image's own class, 1-2 for an ancestor) must outweigh the
     content evidence: 1 for being in the content block, 2 for a figure with a caption, 1 for a large declared
     size, 2 for being the og/JSON-LD image; a `lazyload banner` photo with a caption is kept."""
+    if tiny(img):
+        return
     found = [(size, u) for size, u in image_candidates(img, page.base) if not not_picture(u, page.own)]
-    if not found or hard_chrome(img, found[0][1]):
+    if not found or is_chrome_url(found[0][1]):
         return
     urls = [u for _, u in found]
     figure = ancestor(img, "figure", 6)

@@ -40,6 +40,7 @@ VOTE_LEVELS = 5  # a paragraph votes for this many ancestors: 1, 1/2, then 1/(3*
 HEADLINE_BONUS = 1.5  # blocks of the story whose <h1> is the page's title, on pages with several <article>s
 SHARED_ANCESTOR = 3  # near-winners (>= 0.75 of the best) that share an ancestor make it the block
 SIBLING_SHARE = 0.2  # a sibling scoring this share of the winner joins it
+PHOTO_BLOCK_TEXT = 300  # characters: a picture block beside the text, with at most a caption's worth of text
 SIBLING_TEXT = 1000  # characters: a figure next to the text block with at most this much text joins (lead photos)
 
 
@@ -59,6 +60,7 @@ def content_block(doc: Element, *, headline: str | None = None) -> list[Element]
     ranked = sorted(final.items(), key=lambda item: -item[1])
     top, top_score = ranked[0]
     top = _shared_ancestor(top, top_score, ranked=ranked, body=body)
+    top = _outer_wrapper(top, body)
     return _with_siblings(top, final.get(top, top_score), scores=scores, body=body)
 
 
@@ -163,6 +165,17 @@ def _shared_ancestor(top: Element, top_score: float, *, ranked, body: Element) -
     return top
 
 
+def _outer_wrapper(top: Element, body: Element) -> Element:
+    """The outermost of the wrappers that hold only the winner (Readability: "if the top candidate is the only
+    child, use its parent"): the story's other sections and its figures are the siblings of that wrapper
+    (Quanta: five nested `<div>`s around each text section, the captioned figures between the sections)."""
+    parent = top.getparent()
+    while parent is not None and parent is not body and parent.tag != "html" \
+            and sum(1 for c in parent if isinstance(c.tag, str)) == 1:
+        top, parent = parent, parent.getparent()
+    return top
+
+
 def _is_ancestor(node: Element, el: Element) -> bool:
     el = el.getparent()
     while el is not None:
@@ -190,15 +203,20 @@ def _with_siblings(top: Element, top_score: float, *, scores: dict[Element, floa
             if level == 0 and scores.get(sib, 0.0) >= threshold:
                 block.append(sib)
             else:
-                block += _pictures_in(sib)
+                block += _pictures_in(sib, photo_block=level == 0)
     return block
 
 
-def _pictures_in(el: Element) -> list[Element]:
-    """The figures and pictures of a sibling block, with little text each, outside unlikely elements."""
+def _pictures_in(el: Element, *, photo_block: bool = False) -> list[Element]:
+    """The figures and pictures of a sibling block, with little text each, outside unlikely elements.
+    `photo_block` (a sibling of the text block itself): also a captioned picture without `<figure>`: one `<img>`,
+    a caption's worth of text, no link (`<div class="inline-photo"><img><span>caption` beside the `<article>`)."""
     if el.tag in _UNLIKELY_TAGS or _unlikely_words(el):
         return []
     found = [el] if el.tag in ("figure", "picture") else list(el.iter("figure"))
+    if photo_block and not found and len(el.findall(".//img")) == 1 and el.find(".//a[@href]") is None \
+            and MIN_PARAGRAPH <= len(_text_content(el).strip()) <= PHOTO_BLOCK_TEXT:
+        return [el]
     return [fig for fig in found if fig.find(".//img") is not None and len(_text_content(fig).strip()) <= SIBLING_TEXT
             and not _unlikely_between(fig, el)]
 

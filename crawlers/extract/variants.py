@@ -15,7 +15,7 @@ from urllib.parse import unquote, urlsplit
 
 from crawlers.extract.records import ImageRef
 
-_SIZE_TOKEN = re.compile(r"(?:[-_@](?:\d{2,5}x\d{2,5}|\d{2,5}w|[1-4]x|scaled|e\d{10,})(?=[-_.]|$))+",
+_SIZE_TOKEN = re.compile(r"(?:[-_@](?:\d{2,5}x\d{2,5}|\d{2,5}w|[1-4]x|scaled|e\d{10,})(?=[-_.@]|$))+",
                          re.IGNORECASE)
 _PX_PREFIX = re.compile(r"^\d{2,5}px-")
 _SIZE_SEGMENT = re.compile(r"^(?:\d{1,5}|\d{1,5}x\d{1,5}|\d+_\d+_\d+_\d+|max|fit-in|resize|crop|filters:.*|"
@@ -31,7 +31,8 @@ _GENERIC = frozenset(("image", "images", "photo", "picture", "original", "large"
                       "lead", "main", "file", "img", "full", "standard", "desktop", "mobile", "share", "social"))
 _WIDTH = (re.compile(r"(?:^|[^\d])(\d{2,5})x\d{2,5}(?:[^\d]|$)"),  # -1600x1067.jpg, /70x70/
           re.compile(r"[?&](?:w|width|imwidth|thumbnail)=(\d{2,5})"),  # ?w=2480, ?thumbnail=130,87
-          re.compile(r"(?:/max/|[/,]w_)(\d{2,4})/|/(?!19\d\d/|20\d\d/)(\d{3,4})/"),  # /max/800/, w_137/, /news/976/
+          # /max/800/, w_137/, /news/976/; not a run of numeric folders, which is an id path (/hv1/168/240/2140/)
+          re.compile(r"(?:/max/|[/,]w_)(\d{2,4})/|/[^/\d][^/]*/(?!19\d\d/|20\d\d/)(\d{3,4})/(?!\d+/)"),
           re.compile(r"[-_](\d{3,5})w(?:[-_.]|$)"))  # -800w.jpg
 
 
@@ -44,7 +45,7 @@ def keys(url: str) -> tuple[str, str | None]:
         parts = urlsplit(url)
     except ValueError:
         return url, None
-    inner = _embedded(parts.query)
+    inner = _embedded(parts.query) or _embedded_in_path(parts.path)
     if inner:
         return keys(inner)  # a resizing proxy: the picture is the one it was handed (?url=, ?image_uri=)
     segments = [s for s in parts.path.split("/") if s]
@@ -77,6 +78,20 @@ def _embedded(query: str) -> str | None:
             value = unquote(value)
             if value.startswith(("http://", "https://")):
                 return value
+    return None
+
+
+def _embedded_in_path(path: str) -> str | None:
+    """The original a path-style resizing proxy was handed: Thumbor's `/thumbor/1280x868/https%3A%2F%2F...`,
+    `/fit-in/600x0/https://...`."""
+    start = path.find("http", 1)
+    if start < 0 or path[start - 1] != "/":
+        return None
+    inner = unquote(path[start:])
+    for scheme in ("https:/", "http:/"):
+        if inner.startswith(scheme):
+            rest = inner[len(scheme):].lstrip("/")
+            return f"{scheme}/{rest}" if "/" in rest else None
     return None
 
 

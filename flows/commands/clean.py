@@ -28,7 +28,7 @@ def _funnel_table(title: str, data: dict[str, Any]):
     return table
 
 
-def _report(out_dir: Path) -> None:
+def _report(out_dir: Path | str) -> None:
     from rich.console import Console
 
     from data_schemas import Manifest
@@ -51,8 +51,10 @@ def register(app: typer.Typer) -> None:
 
     @app.command("clean")
     def clean_command(
-        raw: Annotated[Path, typer.Option("--raw", help="RAW directory (every *.parquet below it) or one file.")],
-        out: Annotated[Path, typer.Option("--out", help="Dataset directory; an existing dataset is extended.")],
+        raw: Annotated[str, typer.Option("--raw", help="RAW directory or URL (every *.parquet below it), or one "
+                                                     "file.")],
+        out: Annotated[str, typer.Option("--out", help="Dataset directory or URL (s3://...); an existing dataset is "
+                                                     "extended.")],
         scheduler: Annotated[str | None, typer.Option(help="Running Dask scheduler, tcp://host:8786.")] = None,
         n_workers: Annotated[int | None, typer.Option(help="LocalCluster processes (default: one per core).")] = None,
         workers: Annotated[int | None, typer.Option(hidden=True, help="Deprecated name of --n-workers.")] = None,

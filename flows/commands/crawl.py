@@ -34,7 +34,7 @@ def summary_table(summary: dict[str, Any]) -> Table:
 def crawl_command(
     config: Annotated[Path, typer.Option("--config", "-c", help="sources YAML (see configs/sources.example.yaml)",
                                          exists=False)],
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="output dir for RAW Parquet (default: `out:`)")]
+    out: Annotated[str | None, typer.Option("--out", "-o", help="output dir or URL for RAW Parquet (default: `out:`)")]
     = None,
     source: Annotated[list[str] | None, typer.Option("--source", "-s", help="crawl only this source (repeatable)")]
     = None,
@@ -42,6 +42,9 @@ def crawl_command(
     = None,
     parallel_sources: Annotated[int | None, typer.Option(help="source processes at once")] = None,
     parallel: Annotated[int | None, typer.Option(hidden=True, help="deprecated name of --parallel-sources")] = None,
+    scheduler: Annotated[str | None, typer.Option(help="Running Dask scheduler, tcp://host:8786: each source's "
+                                                  "shards (`processes`) run as tasks on its workers, which must "
+                                                  "share the output directory.")] = None,
 ) -> None:
     """Crawl the configured news/social sources into RAW Parquet files (resumable, incremental)."""
     from crawlers.config import ConfigError, CrawlConfig
@@ -68,7 +71,10 @@ def crawl_command(
 
     console.print(f"crawling {len(cfg.sources)} source(s) into [bold]{cfg.out}[/bold]")
     try:
-        out_dir = crawl(cfg, progress=progress)
+        out_dir = crawl(cfg, progress=progress, scheduler=scheduler)
+    except ConfigError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(code=1) from None
     except CrawlError as exc:
         console.print(f"[red]error:[/red] {exc}")
         console.print("re-run the same command to resume; finished pages are not fetched again")

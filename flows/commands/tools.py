@@ -128,9 +128,9 @@ def takedown_cmd(
 
 
 def export_cmd(
-    dataset: Annotated[Path, typer.Argument(help="The CLEAN dataset dir to export.")],
+    dataset: Annotated[str, typer.Argument(help="The CLEAN dataset dir (or s3:// URL) to export.")],
     format: Annotated[ExportFormat, typer.Option("--format", help="Output format.")],
-    out: Annotated[Path, typer.Option("--out", help="Output folder (empty, or use --overwrite).")],
+    out: Annotated[str, typer.Option("--out", help="Output folder or URL (empty, or use --overwrite).")],
     split: Annotated[Split, typer.Option(help="Which split to export.")] = Split.all,
     samples_per_shard: Annotated[int, typer.Option(help="Samples per output shard.")] = 1000,
     with_images: Annotated[bool, typer.Option(help="img2dataset-parquet: include the `jpg` column.")] = False,
@@ -139,6 +139,7 @@ def export_cmd(
     """Write webdataset tars (open_clip) or img2dataset-style parquet."""
     from rich.progress import Progress
 
+    from data_schemas import storage
     from pipeline.tools import export_dataset
 
     with Progress(console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
@@ -146,7 +147,7 @@ def export_cmd(
         path = _run(export_dataset, dataset, format=format.value, out=out, split=split.value,
                     samples_per_shard=samples_per_shard, with_images=with_images, overwrite=overwrite,
                     progress=lambda n: bar.advance(task, n))
-    info = json.loads((path / "export.json").read_text())
+    info = json.loads(storage.read_text(storage.join(path, "export.json")))
     console.print(Text.assemble(("exported ", "green"), f"{info['samples']:,} samples in {len(info['shards'])} "
                                 f"shard(s) ({format.value}, split {split.value}) to {path}"))
 

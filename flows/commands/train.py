@@ -49,30 +49,35 @@ def _eval_table(title: str, result: dict[str, Any]):
     return table
 
 
-def _print_eval(path: Path) -> None:
+def _print_eval(path: Path | str) -> None:
     from rich.console import Console
 
+    from data_schemas import storage
+
     console = Console()
-    data = json.loads(path.read_text())
+    data = json.loads(storage.read_text(path))
     console.print(_eval_table(f"{data['model']['preset']} model", data["model"]))
     if "baseline" in data:
         console.print(_eval_table("seed baseline", data["baseline"]))
     console.print(f"wrote [bold]{path}[/bold]")
 
 
-def _print_train(run: Path) -> None:
+def _print_train(run: Path | str) -> None:
     from rich.console import Console
 
+    from data_schemas import storage
+
     console = Console()
-    summary_path = run / "train_summary.json"
-    if summary_path.exists():
-        s = json.loads(summary_path.read_text())
+    summary_path = storage.join(run, "train_summary.json")
+    if storage.exists(summary_path):
+        s = json.loads(storage.read_text(summary_path))
         console.print(f"trained [bold]{s['preset']}[/bold] ({s['parameters']:,} parameters) for {s['steps']} steps "
                       f"on {s['world_size']} process(es): {s['samples_seen']:,} samples, "
                       f"{s['corrupt_rows_skipped']} corrupt row(s) skipped")
-    if (run / "eval.json").exists():
-        _print_eval(run / "eval.json")
-    files = [f for f in ("model.safetensors", "metrics.jsonl", "metrics.png", "eval.json") if (run / f).exists()]
+    if storage.exists(storage.join(run, "eval.json")):
+        _print_eval(storage.join(run, "eval.json"))
+    files = [f for f in ("model.safetensors", "metrics.jsonl", "metrics.png", "eval.json")
+             if storage.exists(storage.join(run, f))]
     console.print(f"run directory: [bold]{run}[/bold] ({', '.join(files)})")
 
 
@@ -93,8 +98,8 @@ def _print_scores(out: Path) -> None:
 def register(app: typer.Typer) -> None:
     @app.command("train")
     def train_command(
-        data: Annotated[Path, typer.Option("--data", help="CLEAN dataset directory (with manifest.json).")],
-        out: Annotated[Path, typer.Option("--out", help="Run directory, e.g. runs/NAME.")],
+        data: Annotated[str, typer.Option("--data", help="CLEAN dataset directory or URL (with manifest.json).")],
+        out: Annotated[str, typer.Option("--out", help="Run directory or URL, e.g. runs/NAME.")],
         config: Annotated[Path | None, typer.Option("--config", help="YAML file of TrainConfig fields.")] = None,
         preset: Annotated[str | None, typer.Option(help="tiny | base | seed")] = None,
         steps: Annotated[int | None, typer.Option(help="Optimizer steps (overrides epochs).")] = None,

@@ -26,6 +26,7 @@ from data_schemas import (
     member_path,
     schema_name,
     schema_version,
+    storage,
 )
 
 CRAWL_SUMMARY_NAME = "crawl_summary.json"
@@ -40,9 +41,9 @@ class ToolError(Exception):
 
 @dataclass
 class Dataset:
-    root: Path  # the dataset directory (for a single shard: the directory that holds it)
+    root: Path | str  # the dataset directory (for a single shard: the directory that holds it), or its URL
     kind: str  # "clean" | "raw"
-    files: list[Path]
+    files: list[Path | str]
     manifest: Manifest | None = None
     crawl_summary: dict | None = None
     single_file: bool = False
@@ -51,7 +52,9 @@ class Dataset:
     def image_column(self) -> str:
         return _IMAGE_COLUMN[self.kind]
 
-    def rel(self, path: Path) -> str:
+    def rel(self, path: Path | str) -> str:
+        if storage.is_url(path) and isinstance(self.root, str) and path.startswith(self.root + "/"):
+            return path[len(self.root) + 1:]
         try:
             return path.relative_to(self.root).as_posix()
         except ValueError:
@@ -91,6 +94,8 @@ def _read_json(path: Path) -> dict | None:
 
 def open_dataset(path: str | Path, *, require_files: bool = True) -> Dataset:
     """Resolve ``path`` to a Dataset; ``require_files=False`` lets verify report missing shards itself."""
+    if storage.is_url(path):
+        return _open_remote(storage.location(path))
     path = Path(path)
     if not path.exists():
         raise ToolError(f"{path}: no such file or directory")
@@ -119,6 +124,18 @@ def open_dataset(path: str | Path, *, require_files: bool = True) -> Dataset:
     if len(kinds) > 1:
         raise ToolError(f"{path}: mixes RAW and CLEAN files; point at one dataset (e.g. {path}/raw or {path}/clean)")
     return Dataset(root=path, kind=kinds.pop(), files=files, crawl_summary=summary)
+
+
+def _open_remote(url: str) -> Dataset:
+    """A CLEAN dataset at a URL (`data_schemas.storage`): only what its manifest lists is the dataset."""
+    try:
+        manifest = Manifest.read(url)
+    except FileNotFoundError as exc:
+        raise ToolError(f"{url}: no {MANIFEST_NAME}; a dataset at a URL is read through its manifest") from exc
+    except SchemaError as exc:
+        raise ToolError(str(exc)) from exc
+    return Dataset(root=url, kind="clean", files=[member_path(url, s.name) for s in manifest.shards],
+                   manifest=manifest)
 
 
 def connect(*, memory_limit: str = "2GB", threads: int | None = None) -> duckdb.DuckDBPyConnection:
@@ -209,7 +226,7 @@ def rows_view(con: duckdb.DuckDBPyConnection, ds: Dataset, where: str | None = N
 
 def iter_batches(path: Path, columns: list[str], *, batch_size: int = 256) -> Iterator[pa.RecordBatch]:
     """Row-group streaming: at most ``batch_size`` images in memory at a time."""
-    pf = pq.ParquetFile(path)
+    pf = storage.parquet_file(path)
     yield from pf.iter_batches(batch_size=batch_size, columns=columns, use_threads=False)
 
 

@@ -18,6 +18,7 @@ import json
 import math
 import os
 import tarfile
+import tempfile
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -25,7 +26,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from data_schemas import atomic_write_json, file_sha256, is_safe_key
+from data_schemas import atomic_write_json, file_sha256, is_safe_key, storage
 from pipeline.tools._read import Dataset, ToolError, image_ext, iter_batches, open_dataset
 
 FORMATS = ("webdataset", "img2dataset-parquet")
@@ -171,7 +172,12 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
 def export_dataset(path: str | Path, *, format: str, out: str | Path, split: str = "all",
                    samples_per_shard: int = 1000, with_images: bool = False, overwrite: bool = False,
                    progress: Callable[[int], None] | None = None) -> Path:
-    """Export a CLEAN dataset (``split``: train, val or all) to ``out``; returns ``out``."""
+    """Export a CLEAN dataset (``split``: train, val or all) to ``out``; returns ``out``.  A URL ``out`` is
+    written in a local temporary folder and published there, each file whole, export.json last."""
+    if storage.is_url(out):
+        return _export_remote(path, format=format, out=storage.location(out), split=split,
+                              samples_per_shard=samples_per_shard, with_images=with_images, overwrite=overwrite,
+                              progress=progress)
     if format not in FORMATS:
         raise ToolError(f"unknown export format '{format}'; choose one of {', '.join(FORMATS)}")
     if split not in SPLITS:
@@ -204,6 +210,22 @@ def export_dataset(path: str | Path, *, format: str, out: str | Path, split: str
     return out
 
 
+def _export_remote(path, *, out: str, overwrite: bool, **kwargs) -> str:
+    fs, root = storage.filesystem(out)
+    old = [k for k in fs.find(root) if k.endswith((".tar", ".parquet", "sizes.json", "export.json", "_stats.json"))]
+    if old and not overwrite:
+        raise ToolError(f"{out}: already holds an export ({old[0]}, ...); choose an empty prefix or pass "
+                        "--overwrite to replace it")
+    with tempfile.TemporaryDirectory(prefix="mmpipe-export-") as tmp:
+        export_dataset(path, out=tmp, overwrite=False, **kwargs)
+        storage.remove(storage.join(out, "export.json"))  # no reader trusts a half-replaced export
+        for key in old:
+            fs.rm(key)
+        storage.upload_tree(Path(tmp), out, skip={"export.json"})
+        storage.publish_file(Path(tmp) / "export.json", storage.join(out, "export.json"))
+    return out
+
+
 def _counting(rows: Iterator[dict], progress: Callable[[int], None]) -> Iterator[dict]:
     for row in rows:
         yield row
@@ -215,7 +237,7 @@ def _write_index(ds: Dataset, out: Path, *, format: str, split: str, shards: _Sh
     if format == "webdataset":
         atomic_write_json(out / "sizes.json", dict(shards.done))
     atomic_write_json(out / "export.json", {
-        "format": format, "split": split, "source": str(ds.root.resolve()),
+        "format": format, "split": split, "source": ds.root if storage.is_url(ds.root) else str(ds.root.resolve()),
         "source_manifest_created_at": ds.manifest.created_at if ds.manifest else None,
         "samples": sum(n for _, n in shards.done),
         "shards": [{"name": name, "samples": n, "bytes": (out / name).stat().st_size,

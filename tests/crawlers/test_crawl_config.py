@@ -18,7 +18,7 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "configs" / "sources.example.yam
 def test_example_config_loads_and_round_trips(tmp_path):
     config = CrawlConfig.from_yaml(EXAMPLE, out=tmp_path / "raw")
     assert config.out == tmp_path / "raw" and config.state_dir == tmp_path / "raw" / ".state"
-    assert {s.kind for s in config.sources} == {"news", "feed", "mastodon", "bluesky"}
+    assert {s.kind for s in config.sources} == {"news", "feed", "mastodon", "bluesky", "urls", "warc"}
     again = CrawlConfig.from_dict(config.to_dict())
     assert again == config
     assert [s.name for s in config.select(["guardian"]).sources] == ["guardian"]

@@ -94,16 +94,21 @@ def _clean_script(raw: Path, out: Path, scheduler: str, *, fallback: bool = Fals
             "write_rejected=True))")
 
 
-@pytest.fixture(scope="module")
-def clean_runs(dask_address, tmp_path_factory):
-    """(raw1, raw2, the dataset after run 1, the state after an uninterrupted run 2)."""
-    tmp = tmp_path_factory.mktemp("clean")
+def two_runs(tmp: Path, dask_address: str) -> tuple[Path, Path, Path, Path]:
+    """(raw1, raw2, the dataset after run 1, the dataset after an uninterrupted run 2)."""
     raw1, raw2 = _raw(tmp)
     first = tmp / "first" / "ds"
     clean(CleanConfig(raw=raw1, out=first, scheduler=dask_address, progress=False, write_rejected=True))
     straight = tmp / "straight" / "ds"
     shutil.copytree(first, straight)
     clean(CleanConfig(raw=raw2, out=straight, scheduler=dask_address, progress=False, write_rejected=True))
+    return raw1, raw2, first, straight
+
+
+@pytest.fixture(scope="module")
+def clean_runs(dask_address, tmp_path_factory):
+    """(raw1, raw2, the dataset after run 1, the state after an uninterrupted run 2)."""
+    raw1, raw2, first, straight = two_runs(tmp_path_factory.mktemp("clean"), dask_address)
     return raw1, raw2, first, dataset_state(straight)
 
 
