@@ -49,8 +49,7 @@ def _bases():
 
     if _BASES:
         return _BASES
-    sys.path.insert(0, str(REPO / "tests" / "pipeline"))
-    from clean_rawdata import photo
+    from tests.pipeline.clean_rawdata import photo
 
     for path in sorted((FIXTURES / "images").glob("*.[pj][np]g")):
         img = Image.open(path).convert("RGB")

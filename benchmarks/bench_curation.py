@@ -33,7 +33,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests" / "pipeline"))
 
 import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
@@ -95,12 +94,10 @@ def read_rows(data: Path, split: str) -> list[dict]:
 def raw_pairs(raw_rows: list[dict]) -> list[dict]:
     """(a): every decodable image, normalised as the clean stage stores it but never filtered, with its first
     caption candidate untouched."""
-    from types import SimpleNamespace
-
+    from pipeline.config import CleanConfig
     from pipeline.images import normalise
 
-    cfg = SimpleNamespace(min_side=1, max_aspect=1e9, max_pixels=89_478_485, resize_mode="keep_ratio_largest",
-                          image_size=512, jpeg_quality=90)
+    cfg = CleanConfig(raw=".", out=".", min_side=1, max_aspect=1e9)  # no size filter; the stage's resize
     out = []
     for r in raw_rows:
         if r["image_bytes"] is None or not r["caption_candidates"]:
@@ -119,11 +116,10 @@ def raw_pairs(raw_rows: list[dict]) -> list[dict]:
 
 
 def build_data(args, tmp: Path):
-    from clean_demo_raw import write_demo_raw
-
     from crawlers.demo import generate_site
     from pipeline.clean import clean
     from pipeline.config import CleanConfig
+    from tests.pipeline.clean_demo_raw import write_demo_raw
 
     t0 = time.monotonic()
     site = generate_site(articles=args.articles, seed=args.site_seed, photo_size="small")

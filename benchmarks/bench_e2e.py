@@ -33,7 +33,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
 os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
 
 import bench_crawl as bc  # noqa: E402

@@ -28,7 +28,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests" / "pipeline"))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -49,11 +48,10 @@ def make_data(kind: str, root: Path, *, articles: int, seed: int) -> Path:
         from training.synthetic import SyntheticSpec, write_synthetic_clean
 
         return write_synthetic_clean(root / "shapes", SyntheticSpec(rows=1200, val_fraction=0.3, seed=seed))
-    from clean_demo_raw import write_demo_raw
-
     from crawlers.demo import generate_site
     from pipeline.clean import clean
     from pipeline.config import CleanConfig
+    from tests.pipeline.clean_demo_raw import write_demo_raw
 
     site = generate_site(articles=articles, seed=seed, photo_size="small")
     write_demo_raw(site, root / "raw")

@@ -109,7 +109,6 @@ SCORES_SCHEMA = _schema("scores", SCORES_VERSION, [
 SCORES_META_MODEL = b"mmpipe.scores.model"  # {"kind": "mmpipe" | "open_clip", ..., "weights_sha256", "step"}
 SCORES_META_SHARD = b"mmpipe.scores.shard"  # {"name": shard path in the dataset, "sha256", "rows"}
 
-_BY_NAME = {"raw": RAW_SCHEMA, "clean": CLEAN_SCHEMA, "scores": SCORES_SCHEMA}
 
 
 class SchemaError(ValueError):
@@ -250,6 +249,3 @@ def _check_values(table: pa.Table, schema: pa.Schema, path: Path | None) -> None
         if bad:
             raise SchemaError(f"unknown split(s) {sorted(bad)}; allowed: train, val", column="split", path=path)
 
-
-def schema_by_name(name: str) -> pa.Schema:
-    return _BY_NAME[name]

@@ -9,11 +9,12 @@ source of truth for their defaults and validation.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from crawlers.config import SourceConfig
 
@@ -31,20 +32,41 @@ class _Section(BaseModel):
                                                 "crawl settings the safety policy protects are refused).")
 
 
+def renamed_keys(data: Any, renames: dict[str, str], *, section: str) -> Any:
+    """A section given with a key's old name: the value under the new name, and a warning naming it (so existing
+    configs keep working while they are updated)."""
+    if not isinstance(data, dict):
+        return data
+    data = dict(data)
+    for old, new in renames.items():
+        if old in data:
+            warnings.warn(f"{section}.{old} is deprecated; use {section}.{new}", FutureWarning, stacklevel=2)
+            value = data.pop(old)
+            data.setdefault(new, value)
+    return data
+
+
 class CrawlSection(_Section):
     config_file: Path | None = Field(None, description="A crawl YAML (`mmpipe crawl --config`); its sources and "
                                                        "settings are used, then the fields below override them.")
     sources: list[SourceConfig] = Field(default_factory=list, description="Sources to crawl (added to config_file's).")
     only: list[str] = Field(default_factory=list, description="Crawl only these source names (default: all).")
-    allow_private: bool = Field(False, description="Allow loopback/private addresses (demo and tests only; logged).")
+    allow_private: bool | None = Field(None, description="Allow loopback/private addresses (demo and tests only; "
+                                                         "logged; default: config_file's, else off).")
     recrawl: bool = Field(False, description="Crawl every source again even if a recent crawl is reusable.")
     fresh_hours: float = Field(20.0, ge=0, description="A source crawled with identical settings less than this "
                                                        "many hours ago is not crawled again (0: always crawl).")
     retries: int = Field(2, ge=0, description="Retries of a failed source process.")
     retry_delay_s: float = Field(30.0, ge=0, description="Seconds between retries.")
-    parallel: int = Field(4, ge=1, description="Source processes running at once.")
+    parallel_sources: int | None = Field(None, ge=1, description="Source processes running at once (default: "
+                                                                 "config_file's, else the crawl stage's).")
     require_all: bool = Field(False, description="Fail the flow when any source fails (default: go on with the "
                                                  "sources that succeeded, and report the failures).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        return renamed_keys(data, {"parallel": "parallel_sources"}, section="crawl")
 
 
 class CleanSection(_Section):
@@ -57,15 +79,18 @@ class CleanSection(_Section):
         None, description="RAW roles to keep, e.g. [lead, body] (default: all; rows without a role always pass).")
     image_size: int | None = Field(None, ge=16, description="Stored image size in pixels (default: the stage's).")
     val_fraction: float | None = Field(None, ge=0, le=1, description="Share of duplicate clusters in `val`.")
-    write_rejected: bool = Field(False, description="Also write the dropped rows, with their reason.")
-    rebuild: bool = Field(False, description="Rebuild the whole dataset from its RAW inputs: needed to apply a "
-                                             "changed filter, size, dedup or split parameter to the rows already "
-                                             "there (a run that changes one refuses without it).")
-    strict: bool = Field(False, description="Fail on the first unreadable RAW file instead of skipping it.")
+    write_rejected: bool | None = Field(None, description="Also write the dropped rows, with their reason "
+                                                          "(default: the stage's, off).")
+    rebuild: bool | None = Field(None, description="Rebuild the whole dataset from its RAW inputs: needed to apply "
+                                                   "a changed filter, size, dedup or split parameter to the rows "
+                                                   "already there (a run that changes one refuses without it).")
+    strict: bool | None = Field(None, description="Fail on the first unreadable RAW file instead of skipping it "
+                                                  "(default: the stage's, off).")
 
 
 class TrainSection(_Section):
-    preset: Literal["tiny", "base", "seed"] = Field("tiny", description="Model/optimiser preset.")
+    preset: Literal["tiny", "base", "seed"] | None = Field(None, description="Model/optimiser preset (default: "
+                                                                              "the stage's, tiny).")
     steps: int | None = Field(None, ge=1, description="Optimiser steps in total (default: the preset's).")
     steps_per_run: int | None = Field(None, ge=1, description="Scheduled training: each run trains this many steps "
                                                               "past the latest checkpoint (instead of `steps`).")
@@ -73,11 +98,13 @@ class TrainSection(_Section):
                           description="The run directory under runs_dir; one name = one model that keeps learning.")
     resume: bool = Field(True, description="Continue from the run's latest checkpoint when there is one.")
     nproc: int = Field(1, ge=1, description="Processes (GPUs) on this machine; >1 launches torchrun.")
-    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: cuda when available, else cpu.")
+    device: Literal["auto", "cpu", "cuda"] | None = Field(None, description="auto: cuda when available, else cpu "
+                                                                            "(default: the stage's, auto).")
 
 
 class EvaluateSection(_Section):
-    baseline: bool = Field(False, description="Also train and score the `seed` baseline model (the gap to beat).")
+    baseline: bool | None = Field(None, description="Also train and score the `seed` baseline model (the gap to "
+                                                    "beat; default: the stage's, off).")
 
 
 class CurateSection(_Section):

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from flows.config import FlowConfigError, PipelineConfig, stage_kwargs
 from flows.state import digest
 
+if TYPE_CHECKING:  # the stages are imported inside each conversion, so a flow loads only the stages it runs
+    from crawlers.config import CrawlConfig
+    from pipeline.config import CleanConfig, CurateConfig
+    from training.config import EvalConfig, ScoreConfig, TrainConfig
 
-def to_crawl_config(config: PipelineConfig) -> Any:
+
+def to_crawl_config(config: PipelineConfig) -> CrawlConfig:
     from crawlers import policy
     from crawlers.config import ConfigError, CrawlConfig
 
@@ -23,7 +28,8 @@ def to_crawl_config(config: PipelineConfig) -> Any:
         base.pop("out", None)
         base.pop("state_dir", None)
         sources = list(base.pop("sources")) + [dataclasses.asdict(s) for s in section.sources]
-        fields = {"allow_private": section.allow_private or base.get("allow_private"),
+        fields = {"allow_private": section.allow_private or base.get("allow_private") or None,
+                  "parallel_sources": section.parallel_sources,
                   "blocklist": base.get("blocklist") or config.clean_dir}
         kwargs = stage_kwargs(CrawlConfig, section, fields, stage="crawl")
         crawl = CrawlConfig.from_dict({**base, **kwargs, "sources": sources, "out": config.raw_dir})
@@ -36,7 +42,7 @@ def to_crawl_config(config: PipelineConfig) -> Any:
     return crawl
 
 
-def crawl_key(crawl: Any, source: str) -> str:
+def crawl_key(crawl: CrawlConfig, source: str) -> str:
     """Everything that changes what a source's crawl would fetch or write, and nothing about where logs go."""
     settings = crawl.to_dict()
     for volatile in ("sources", "state_dir", "log_level", "parallel_sources"):
@@ -44,7 +50,7 @@ def crawl_key(crawl: Any, source: str) -> str:
     return digest({"source": dataclasses.asdict(crawl.source(source)), "settings": settings})
 
 
-def to_clean_config(config: PipelineConfig) -> Any:
+def to_clean_config(config: PipelineConfig) -> CleanConfig:
     from pipeline.config import CleanConfig
 
     section = config.clean
@@ -61,7 +67,7 @@ def train_run_dir(config: PipelineConfig, *, round_two: bool = False) -> Path:
     return config.runs_dir / (config.curate.run_name if round_two else config.train.run_name)
 
 
-def to_train_config(config: PipelineConfig, *, round_two: bool = False) -> Any:
+def to_train_config(config: PipelineConfig, *, round_two: bool = False) -> TrainConfig:
     """Round one trains on <data_dir>/clean; round two (the `curate` section) on the curated version."""
     from training.config import ConfigError, TrainConfig
 
@@ -92,7 +98,7 @@ def _latest_step(run: Path) -> int:
     return int(json.loads((ckpt / "meta.json").read_text())["step"]) if ckpt else 0
 
 
-def to_eval_config(config: PipelineConfig, run: Path) -> Any:
+def to_eval_config(config: PipelineConfig, run: Path) -> EvalConfig:
     from training.config import EvalConfig
 
     section = config.evaluate
@@ -104,7 +110,7 @@ def to_eval_config(config: PipelineConfig, run: Path) -> Any:
         raise FlowConfigError(f"evaluate: {exc}") from exc
 
 
-def to_score_config(config: PipelineConfig, run: Path) -> Any:
+def to_score_config(config: PipelineConfig, run: Path) -> ScoreConfig:
     """Score <data_dir>/clean with round one's model: <data_dir>/clean/_scores/<run name>/."""
     from training.config import ConfigError, ScoreConfig
 
@@ -116,7 +122,7 @@ def to_score_config(config: PipelineConfig, run: Path) -> Any:
         raise FlowConfigError(f"curate: {exc}") from exc
 
 
-def to_curate_config(config: PipelineConfig, scores: Path | None = None) -> Any:
+def to_curate_config(config: PipelineConfig, scores: Path | None = None) -> CurateConfig:
     from pipeline.config import CurateConfig
 
     section = config.curate

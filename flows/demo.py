@@ -60,9 +60,11 @@ def demo_config(base_url: str, workdir: Path, *, steps: int) -> PipelineConfig:
     from crawlers.config import demo_sources
 
     workdir = workdir.resolve()
+    sources = demo_sources(base_url)
     return PipelineConfig(
         data_dir=workdir / "data", runs_dir=workdir / "runs",
-        crawl=CrawlSection(sources=demo_sources(base_url), allow_private=True, retries=1, retry_delay_s=2),
+        crawl=CrawlSection(sources=sources, parallel_sources=len(sources), allow_private=True, retries=1,
+                           retry_delay_s=2),  # every demo source at once
         # A larger val split than the default 5%, so retrieval R@k is measured on ~30 pairs, not a handful.
         clean=CleanSection(val_fraction=0.2),
         train=TrainSection(preset="tiny", steps=steps, device="cpu", resume=False, run_name="demo"),

@@ -35,12 +35,12 @@ from flows.tasks import (
     train_task,
 )
 
-# Source crawls are subprocesses: threads only wait on them.  `crawl.parallel` bounds how many run at once.
+# Source crawls are subprocesses: threads only wait on them.  `parallel_sources` bounds how many run at once.
 _RUNNER_THREADS = 16
 
 
 def run_crawl(config: PipelineConfig) -> list[dict[str, Any]]:
-    """One task per source, up to ``crawl.parallel`` at a time, each retried on failure."""
+    """One task per source, up to the crawl config's ``parallel_sources`` at a time, each retried on failure."""
     log = get_run_logger()
     section = config.crawl
     crawl = to_crawl_config(config)
@@ -49,7 +49,7 @@ def run_crawl(config: PipelineConfig) -> list[dict[str, Any]]:
     log.info("crawling %d source(s) into %s: %s", len(names), crawl.out, ", ".join(names))
     pending, running, results = list(names), {}, {}
     while pending or running:
-        while pending and len(running) < section.parallel:
+        while pending and len(running) < crawl.parallel_sources:
             name = pending.pop(0)
             running[name] = task.submit(crawl, name, state_dir=config.state_dir, key=crawl_key(crawl, name),
                                         fresh_hours=section.fresh_hours, recrawl=section.recrawl)

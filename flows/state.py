@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from data_schemas import Manifest, atomic_write_json, file_sha256, manifest_path
+from data_schemas import Manifest, atomic_write_json, file_sha256, manifest_path, storage
 
 MARKER_VERSION = 1
 
@@ -67,14 +67,11 @@ def clean_marker(state_dir: Path) -> Path:
 
 
 def raw_files(raw: Path | list[Path]) -> list[Path]:
-    """The RAW files a clean run reads: the same rule as the clean stage (every *.parquet below a directory)."""
+    """The RAW files a clean run reads, by the clean stage's own rule (`data_schemas.storage.list_files`)."""
     if isinstance(raw, list):
         return sorted(Path(p) for p in raw)
     raw = Path(raw)
-    if raw.is_file():
-        return [raw]
-    return sorted(p for p in raw.rglob("*.parquet")
-                  if not any(part.startswith(".") for part in p.relative_to(raw).parts))
+    return [raw] if raw.is_file() else storage.list_files(raw, suffix=".parquet")
 
 
 def clean_key(raw: Path | list[Path], parameters: dict[str, Any], extra_files: list[Path]) -> str:

@@ -13,12 +13,15 @@ import re
 import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from data_schemas import CAPTION_PREFERENCE, reasons
 from pipeline.text import normalise_text
+
+if TYPE_CHECKING:
+    from pipeline.config import CleanConfig
 
 RANK = {origin: i for i, origin in enumerate(CAPTION_PREFERENCE)}
 UNDETERMINED = "und"
@@ -66,7 +69,7 @@ def is_boilerplate(text: str) -> bool:
     return any(p.search(key) or p.search(raw) for p in _BOILERPLATE_PATTERNS)
 
 
-def text_reason(text: str, *, min_words: int = 3, min_chars: int = 6, max_chars: int = 1000) -> str | None:
+def text_reason(text: str, *, min_words: int, min_chars: int, max_chars: int) -> str | None:
     """The DataComp-style filters on a cleaned caption; None when it passes."""
     if not text:
         return reasons.CAPTION_EMPTY
@@ -161,24 +164,19 @@ def _ordered(candidates: Iterable[Any]) -> list[tuple[str, str]]:
     return sorted(pairs, key=lambda p: RANK.get(p[1], len(RANK)))
 
 
-def clean_caption(candidates: Sequence[Any], cfg: Any = None, *, page_lang: str | None = None) -> Caption | str:
+def clean_caption(candidates: Sequence[Any], cfg: CleanConfig, *, page_lang: str | None = None) -> Caption | str:
     """Pick, clean and filter the caption; returns a `Caption` or a ``reasons.*`` drop reason.
 
-    ``candidates`` are RAW ``caption_candidates`` entries (dicts with text/origin, or (text, origin) pairs);
-    ``cfg`` is a `CleanConfig` (or None for the defaults).
+    ``candidates`` are RAW ``caption_candidates`` entries (dicts with text/origin, or (text, origin) pairs).
     """
-    min_words = getattr(cfg, "min_words", 3)
-    min_chars = getattr(cfg, "min_chars", 6)
-    max_chars = getattr(cfg, "max_chars", 1000)
-    langs = getattr(cfg, "langs", None)
     first_reason = None
     for text, origin in _ordered(candidates):
         cleaned, credit = normalise_text(text)
-        reason = text_reason(cleaned, min_words=min_words, min_chars=min_chars, max_chars=max_chars)
+        reason = text_reason(cleaned, min_words=cfg.min_words, min_chars=cfg.min_chars, max_chars=cfg.max_chars)
         lang = UNDETERMINED
         if reason is None:
             lang = detect_lang(cleaned, page_lang)
-            if langs is not None and lang not in langs:
+            if cfg.langs is not None and lang not in cfg.langs:
                 reason = reasons.LANG_NOT_ALLOWED
         if reason is None:
             return Caption(cleaned, origin, lang, credit)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +77,6 @@ class CleanConfig:
     strict: bool = False  # fail on the first unreadable or schema-invalid RAW file instead of skipping it
     blocklist: Path | None = None  # extra takedown list, on top of <out>/_blocklist.jsonl
     progress: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # locations: a local Path, or a URL string (`data_schemas.storage`: s3://, any fsspec filesystem)
@@ -124,8 +123,8 @@ class CleanConfig:
 
     def parameters(self) -> dict[str, Any]:
         """What goes into the manifest: everything that changes the output's bytes, nothing machine-specific."""
-        skip = {"raw", "out", "scheduler", "n_workers", "threads_per_worker", "progress", "strict", "extra",
-                "rehash_index", "rebuild"}
+        skip = {"raw", "out", "scheduler", "n_workers", "threads_per_worker", "progress", "strict", "rehash_index",
+                "rebuild"}
         params = {k: v for k, v in asdict(self).items() if k not in skip}
         params["blocklist"] = str(self.blocklist) if self.blocklist else None
         params["dedup_hashes"] = HASH_VERSION  # what the index's hashes mean; a later run checks it

@@ -148,7 +148,8 @@ class DedupResult:
 
 
 def _keep_order(x: DedupInput, label: np.ndarray, key_rank: np.ndarray) -> np.ndarray:
-    """Row order in which the first row of each component is the one to keep (the brief's documented rule)."""
+    """Row order in which the first row of each component is the one to keep: most pixels, best caption origin,
+    earliest published_at, earliest crawled_at, smallest key (pipeline/README.md, "Keep rule")."""
     old_first = (~x.old).astype(np.int8)  # rows of earlier runs stay, whatever the rule says
     # not crawled_at: within a run it is the order in which responses happened to arrive, and a rule that read it
     # kept another copy of a tied cluster (so another key and split) on every re-crawl of the same pages

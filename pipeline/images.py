@@ -19,7 +19,7 @@ import hashlib
 import io
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PIL import Image, ImageFile, ImageOps
 
@@ -27,6 +27,9 @@ from data_schemas import reasons
 from pipeline.colour import to_srgb
 from pipeline.phash import phash as phash  # re-exported: the canonical pHash of a decoded image
 from pipeline.signals import signals
+
+if TYPE_CHECKING:
+    from pipeline.config import CleanConfig
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is a drop reason, never half a grey image
 _WHITE = (255, 255, 255)
@@ -50,7 +53,7 @@ class NormalisedImage:
     aspect: float  # log(width / height) of what was hashed, the fourth
 
 
-def decode(data: bytes, *, max_pixels: int = 89_478_485) -> Image.Image | str:
+def decode(data: bytes, *, max_pixels: int) -> Image.Image | str:
     """Full decode, or a drop reason.  The pixel count is checked from the header, before any pixel is decoded."""
     try:
         with warnings.catch_warnings():
@@ -93,7 +96,7 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img if img.mode == "RGB" else img.convert("RGB")
 
 
-def size_reason(width: int, height: int, *, min_side: int = 200, max_aspect: float = 3.0) -> str | None:
+def size_reason(width: int, height: int, *, min_side: int, max_aspect: float) -> str | None:
     if min(width, height) < min_side:
         return reasons.IMAGE_TOO_SMALL
     if max(width, height) > max_aspect * min(width, height):
@@ -101,7 +104,7 @@ def size_reason(width: int, height: int, *, min_side: int = 200, max_aspect: flo
     return None
 
 
-def resize(img: Image.Image, *, mode: str = "keep_ratio_largest", size: int = 512) -> Image.Image:
+def resize(img: Image.Image, *, mode: str, size: int) -> Image.Image:
     """Shrink only, never enlarge.  keep_ratio_largest: the longer side becomes ``size``; center_crop: the shorter
     side becomes ``size`` (if larger) and the centre square is kept; no: unchanged."""
     width, height = img.size
@@ -124,7 +127,7 @@ def resize(img: Image.Image, *, mode: str = "keep_ratio_largest", size: int = 51
     return img
 
 
-def encode_jpeg(img: Image.Image, *, quality: int = 90) -> bytes:
+def encode_jpeg(img: Image.Image, *, quality: int) -> bytes:
     """Nothing from the source file: no EXIF (GPS), XMP, ICC or comment (Pillow copies a source comment unless
     told otherwise)."""
     out = io.BytesIO()
@@ -133,9 +136,9 @@ def encode_jpeg(img: Image.Image, *, quality: int = 90) -> bytes:
     return out.getvalue()
 
 
-def normalise(data: bytes, cfg: Any = None) -> NormalisedImage | str:
-    """Bytes -> `NormalisedImage`, or a ``reasons.*`` drop reason.  ``cfg`` is a `CleanConfig` or None."""
-    img = decode(data, max_pixels=getattr(cfg, "max_pixels", 89_478_485))
+def normalise(data: bytes, cfg: CleanConfig) -> NormalisedImage | str:
+    """Bytes -> `NormalisedImage`, or a ``reasons.*`` drop reason."""
+    img = decode(data, max_pixels=cfg.max_pixels)
     if isinstance(img, str):
         return img
     try:
@@ -143,13 +146,12 @@ def normalise(data: bytes, cfg: Any = None) -> NormalisedImage | str:
     except _DECODE_ERRORS:
         return reasons.IMAGE_UNDECODABLE
     width, height = img.size
-    reason = size_reason(width, height, min_side=getattr(cfg, "min_side", 200),
-                         max_aspect=getattr(cfg, "max_aspect", 3.0))
+    reason = size_reason(width, height, min_side=cfg.min_side, max_aspect=cfg.max_aspect)
     if reason:
         return reason
     hashed = signals(img)
-    small = resize(img, mode=getattr(cfg, "resize_mode", "keep_ratio_largest"), size=getattr(cfg, "image_size", 512))
-    stored = encode_jpeg(small, quality=getattr(cfg, "jpeg_quality", 90))
+    small = resize(img, mode=cfg.resize_mode, size=cfg.image_size)
+    stored = encode_jpeg(small, quality=cfg.jpeg_quality)
     digest = hashlib.sha256(stored).digest()
     return NormalisedImage(data=stored, width=small.width, height=small.height, original_width=width,
                            original_height=height, sha256=digest.hex(), phash=hashed.phash,

@@ -52,8 +52,7 @@ def discover(raw: Path | str | list) -> list:
         return [raw.resolve()]
     if not raw.is_dir():
         raise CleanError(f"{raw}: no such RAW directory or file; point --raw at the crawl's raw/ folder")
-    files = [p for p in raw.rglob("*.parquet")
-             if p.is_file() and not any(part.startswith((".", "_")) for part in p.relative_to(raw).parts)]
+    files = storage.list_files(raw, suffix=".parquet")  # the one rule, shared with the flows' clean cache
     if not files:
         raise CleanError(f"{raw}: no *.parquet RAW files found; run `mmpipe crawl` first or fix --raw")
     return sorted(p.resolve() for p in files)

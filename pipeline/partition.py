@@ -12,7 +12,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -22,6 +22,9 @@ import pyarrow.parquet as pq
 from data_schemas import RAW_SCHEMA, Blocklist, SchemaError, storage, validate
 from pipeline.dedup import NULL_TIME, colour_array, pdq_words
 from pipeline.rows import REJECT_SCHEMA, STAGE_SCHEMA, Accepted, iter_rows, row_reason, staged_record
+
+if TYPE_CHECKING:
+    from pipeline.config import CleanConfig
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +116,8 @@ def tune_malloc() -> None:
         pass  # not glibc: nothing to tune
 
 
-def process_partition(spec: PartitionSpec, cfg: Any, blocklist: Blocklist, staging_dir: str) -> PartitionResult:
+def process_partition(spec: PartitionSpec, cfg: CleanConfig, blocklist: Blocklist,
+                      staging_dir: str) -> PartitionResult:
     """Worker entry point.  Never raises for bad data: a bad file comes back as ``error`` for the client to report."""
     tune_malloc()
     result = PartitionResult(index=spec.index, input_index=spec.input_index)

@@ -12,6 +12,8 @@ alone.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pyarrow as pa
 
 from data_schemas import Manifest, atomic_write_parquet, member_path, storage
@@ -22,12 +24,15 @@ from pipeline.inputs import CleanError
 from pipeline.progress import gather
 from pipeline.signals import HASH_VERSION, signals
 
+if TYPE_CHECKING:
+    from pipeline.config import CleanConfig
+
 
 def index_version(previous: Previous) -> int:
     return int(previous.manifest.parameters.get("dedup_hashes", 1)) if previous.manifest else HASH_VERSION
 
 
-def prepare_index(client, cfg, previous: Previous, *, out) -> pa.Table | None:
+def prepare_index(client, cfg: CleanConfig, previous: Previous, *, out) -> pa.Table | None:
     """The re-hashed index when it must and may be rebuilt (None when it is current); raises when it may not."""
     version = index_version(previous)
     if version == HASH_VERSION or not previous.index.num_rows:
@@ -38,7 +43,8 @@ def prepare_index(client, cfg, previous: Previous, *, out) -> pa.Table | None:
                          "them would miss or invent duplicates.  Re-run with --rehash-index (CleanConfig."
                          "rehash_index) to re-hash the index from the stored images first, or clean into a new --out")
     shards = [str(member_path(out, s.name)) for s in previous.manifest.shards]
-    parts = gather(client, client.map(shard_signals, shards, pure=False), "re-hash index", progress=cfg.progress)
+    tasks = client.map(shard_signals, shards, max_pixels=cfg.max_pixels, pure=False)
+    parts = gather(client, tasks, "re-hash index", progress=cfg.progress)
     fresh = {key: row for part in parts for key, row in part.items()}
     rows = previous.index.to_pylist()
     for row in rows:
@@ -47,12 +53,12 @@ def prepare_index(client, cfg, previous: Previous, *, out) -> pa.Table | None:
     return pa.Table.from_pylist(rows, schema=INDEX_SCHEMA)
 
 
-def shard_signals(path: str) -> dict[str, dict]:
+def shard_signals(path: str, *, max_pixels: int) -> dict[str, dict]:
     """Worker task: key -> the index's hash columns, from each stored image of one shard."""
     table = read_table(storage.location(path), columns=["key", "image"])
     out = {}
     for key, data in zip(table.column("key").to_pylist(), table.column("image").to_pylist(), strict=True):
-        img = decode(data)
+        img = decode(data, max_pixels=max_pixels)
         if isinstance(img, str):
             continue
         s = signals(to_rgb(img))

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from pipeline.dataset import Previous, index_arrays
 from pipeline.dedup import DedupInput, dedup, exact_key, split_of
 from pipeline.partition import PartitionResult
+
+if TYPE_CHECKING:
+    from pipeline.config import CleanConfig
 
 _FIELDS = ("keys", "phash", "phash_flip", "pdq", "pdq_flip", "colour", "aspect", "pixels", "caption_rank", "published",
            "crawled", "nbytes", "sha256", "source", "row")
@@ -76,7 +79,7 @@ def _dedup_input(new: dict[str, np.ndarray], old: dict[str, np.ndarray]) -> Dedu
     )
 
 
-def resolve(results: list[PartitionResult], previous: Previous, cfg: Any) -> Resolution:
+def resolve(results: list[PartitionResult], previous: Previous, cfg: CleanConfig) -> Resolution:
     new = _concat(results)
     old = index_arrays(previous.index)
     order = np.argsort(old["keys"], kind="stable")  # deterministic node order for the previous rows

@@ -11,13 +11,16 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from data_schemas import CLEAN_SCHEMA, Blocklist, is_safe_key, reasons
 from pipeline.captions import RANK, Caption, clean_caption
 from pipeline.images import NormalisedImage, normalise
+
+if TYPE_CHECKING:
+    from pipeline.config import CleanConfig
 
 log = logging.getLogger(__name__)
 
@@ -50,14 +53,13 @@ class Accepted:
     credit: str | None
 
 
-def row_reason(row: dict[str, Any], cfg: Any, blocklist: Blocklist) -> Accepted | str:
+def row_reason(row: dict[str, Any], cfg: CleanConfig, blocklist: Blocklist) -> Accepted | str:
     """The per-row decision, pure: usable without Dask (the benchmark baseline calls it directly)."""
     if not is_safe_key(row.get("id")):  # it becomes the CLEAN key, which names files (exports)
         return reasons.INVALID_ID
     if blocklist.blocks_url(row.get("page_url")) or blocklist.blocks_url(row.get("image_url")):
         return reasons.BLOCKLISTED
-    roles = getattr(cfg, "roles", None)
-    if roles is not None and row.get("role") is not None and row["role"] not in roles:
+    if cfg.roles is not None and row.get("role") is not None and row["role"] not in cfg.roles:
         return reasons.ROLE_NOT_ALLOWED
     data = row.get("image_bytes")
     if row.get("fetch_error") or not data:

@@ -1,6 +1,6 @@
 """The shared 64-bit perceptual hash, implemented with numpy so the demo site can check its own pictures.
 
-It follows imagehash.phash exactly (the definition in the project brief): full decode without draft(), EXIF
+It follows imagehash.phash exactly (the definition pipeline/phash.py implements): full decode without draft(), EXIF
 transpose, RGB then "L", 32x32 LANCZOS, 2-D DCT-II along rows then columns, top-left 8x8, bits = coefficient >
 median, row-major with the first coefficient as the most significant bit.  The clean stage implements the same
 definition (and rounds the coefficients to 1e-6 the same way), so the distances the demo plants are the distances

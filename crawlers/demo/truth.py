@@ -77,7 +77,8 @@ class DupMember:
 
 
 def resolve_group(members: list[DupMember]) -> dict[int, str | None]:
-    """Apply the brief's keep rule; return index -> None (kept) / duplicate_exact / duplicate_near.
+    """Apply the clean stage's keep rule (pipeline/README.md); return index -> None (kept) / duplicate_exact /
+    duplicate_near.
 
     A loser is duplicate_exact when a row with identical bytes beats it (exact dedup runs first and keeps the best
     of each identical-bytes set), otherwise duplicate_near.  published_at is unique per page on the demo site and

@@ -7,6 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
+from flows.commands import given, renamed_option
+
 
 def _funnel_table(title: str, data: dict[str, Any]):
     from rich.table import Table
@@ -54,21 +56,22 @@ def register(app: typer.Typer) -> None:
         out: Annotated[str, typer.Option("--out", help="Dataset directory or URL (s3://...); an existing dataset is "
                                                      "extended.")],
         scheduler: Annotated[str | None, typer.Option(help="Running Dask scheduler, tcp://host:8786.")] = None,
-        workers: Annotated[int | None, typer.Option(help="LocalCluster processes (default: cores).")] = None,
-        strict: Annotated[bool, typer.Option(help="Fail on a bad RAW file instead of skipping it.")] = False,
+        n_workers: Annotated[int | None, typer.Option(help="LocalCluster processes (default: one per core).")] = None,
+        workers: Annotated[int | None, typer.Option(hidden=True, help="Deprecated name of --n-workers.")] = None,
+        strict: Annotated[bool | None, typer.Option(help="Fail on a bad RAW file instead of skipping it.")] = None,
         langs: Annotated[str | None, typer.Option(help="Allowed caption languages, e.g. en,fr.")] = None,
-        image_size: Annotated[int, typer.Option(help="Longest side (or crop side) of stored images.")] = 512,
-        resize_mode: Annotated[str, typer.Option(help="keep_ratio_largest | center_crop | no")] = "keep_ratio_largest",
-        val_fraction: Annotated[float, typer.Option(help="Share of dup clusters put in val.")] = 0.05,
+        image_size: Annotated[int | None, typer.Option(help="Longest side (or crop side) of stored images.")] = None,
+        resize_mode: Annotated[str | None, typer.Option(help="keep_ratio_largest | center_crop | no")] = None,
+        val_fraction: Annotated[float | None, typer.Option(help="Share of dup clusters put in val.")] = None,
         phash_threshold: Annotated[int | None, typer.Option(
-            help="Near-duplicate candidates: pHash (or mirrored) distance of 64 bits (default: the stage's).")] = None,
+            help="Near-duplicate candidates: pHash (or mirrored) distance of 64 bits.")] = None,
         pdq_threshold: Annotated[int | None, typer.Option(
-            help="PDQ distance, of 256 bits, that confirms a candidate (default: the stage's).")] = None,
-        rehash_index: Annotated[bool, typer.Option(
-            help="Recompute an older dataset's dedup index from its stored images before this run.")] = False,
-        rebuild: Annotated[bool, typer.Option(
-            help="Rebuild the whole dataset from its RAW inputs, applying changed parameters to every row.")] = False,
-        write_rejected: Annotated[bool, typer.Option(help="Keep dropped rows in _rejected/.")] = False,
+            help="PDQ distance, of 256 bits, that confirms a candidate.")] = None,
+        rehash_index: Annotated[bool | None, typer.Option(
+            help="Recompute an older dataset's dedup index from its stored images before this run.")] = None,
+        rebuild: Annotated[bool | None, typer.Option(
+            help="Rebuild the whole dataset from its RAW inputs, applying changed parameters to every row.")] = None,
+        write_rejected: Annotated[bool | None, typer.Option(help="Keep dropped rows in _rejected/.")] = None,
         blocklist: Annotated[Path | None, typer.Option(help="Extra takedown list (JSON lines).")] = None,
     ) -> None:
         """Clean, deduplicate and split RAW pairs into training shards with a manifest."""
@@ -86,13 +89,13 @@ def register(app: typer.Typer) -> None:
 
         logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[RichHandler(show_path=False)])
         console = Console(stderr=True)
-        dedup = {k: v for k, v in (("phash_threshold", phash_threshold), ("pdq_threshold", pdq_threshold))
-                 if v is not None}
+        options = given(scheduler=scheduler, n_workers=renamed_option("--workers", "--n-workers", workers, n_workers),
+                        strict=strict, langs=langs.split(",") if langs else None, image_size=image_size,
+                        resize_mode=resize_mode, val_fraction=val_fraction, phash_threshold=phash_threshold,
+                        pdq_threshold=pdq_threshold, rehash_index=rehash_index, rebuild=rebuild,
+                        write_rejected=write_rejected, blocklist=blocklist)
         try:
-            config = CleanConfig(raw=raw, out=out, scheduler=scheduler, n_workers=workers, strict=strict,
-                                 langs=langs.split(",") if langs else None, image_size=image_size,
-                                 resize_mode=resize_mode, val_fraction=val_fraction, write_rejected=write_rejected,
-                                 blocklist=blocklist, rehash_index=rehash_index, rebuild=rebuild, **dedup)
+            config = CleanConfig(raw=raw, out=out, **options)
             out_dir = clean(config)
         except (CleanError, SchemaError, ValueError, FileNotFoundError) as exc:
             console.print(f"[red]clean failed:[/red] {exc}")
@@ -125,12 +128,13 @@ def register_curate(app: typer.Typer) -> None:
         scores: Annotated[str | None, typer.Option(help="Scores dir, or its name under DATA/_scores (default: "
                                                         "the only one).")] = None,
         out: Annotated[Path | None, typer.Option(help="The new version (default: DATA-curated beside it).")] = None,
-        keep_top: Annotated[float | None, typer.Option(help="Keep this fraction with the best alignment.")] = 0.7,
+        keep_top: Annotated[float | None, typer.Option(help="Keep this fraction with the best alignment.")] = None,
         min_alignment: Annotated[float | None, typer.Option(help="Also drop rows below this alignment.")] = None,
         semantic_threshold: Annotated[float | None, typer.Option(
-            help="Image-embedding cosine above which a less aligned row is a duplicate.")] = 0.95,
+            help="Image-embedding cosine above which a less aligned row is a duplicate.")] = None,
         no_semantic: Annotated[bool, typer.Option("--no-semantic", help="Skip semantic dedup.")] = False,
-        splits: Annotated[str, typer.Option(help="Splits to filter (others pass unchanged).")] = "train",
+        splits: Annotated[str | None, typer.Option(help="Splits to filter, e.g. train,val (others pass unchanged).")]
+        = None,
     ) -> None:
         """Alignment filter and semantic dedup from `mmpipe score`'s output, as a new dataset version."""
         import logging
@@ -145,9 +149,12 @@ def register_curate(app: typer.Typer) -> None:
 
         logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[RichHandler(show_path=False)])
         try:
-            config = CurateConfig(data=data, scores=scores, out=out, keep_top=keep_top, min_alignment=min_alignment,
-                                  semantic_threshold=None if no_semantic else semantic_threshold,
-                                  splits=tuple(s.strip() for s in splits.split(",") if s.strip()))
+            options = given(scores=scores, out=out, keep_top=keep_top, min_alignment=min_alignment,
+                            semantic_threshold=semantic_threshold,
+                            splits=tuple(s.strip() for s in splits.split(",") if s.strip()) if splits else None)
+            if no_semantic:
+                options["semantic_threshold"] = None
+            config = CurateConfig(data=data, **options)
             out_dir = curate(config)
         except (CleanError, SchemaError, ValueError, FileNotFoundError) as exc:
             Console(stderr=True).print(f"[red]curate failed:[/red] {exc}")

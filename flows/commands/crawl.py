@@ -10,6 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from flows.commands import given, renamed_option
+
 console = Console()
 
 
@@ -36,9 +38,10 @@ def crawl_command(
     = None,
     source: Annotated[list[str] | None, typer.Option("--source", "-s", help="crawl only this source (repeatable)")]
     = None,
-    allow_private: Annotated[bool, typer.Option("--allow-private", help="allow private/loopback addresses")]
-    = False,
-    parallel: Annotated[int | None, typer.Option("--parallel", help="source processes at once")] = None,
+    allow_private: Annotated[bool | None, typer.Option("--allow-private", help="allow private/loopback addresses")]
+    = None,
+    parallel_sources: Annotated[int | None, typer.Option(help="source processes at once")] = None,
+    parallel: Annotated[int | None, typer.Option(hidden=True, help="deprecated name of --parallel-sources")] = None,
     scheduler: Annotated[str | None, typer.Option(help="Running Dask scheduler, tcp://host:8786: each source's "
                                                   "shards (`processes`) run as tasks on its workers, which must "
                                                   "share the output directory.")] = None,
@@ -47,9 +50,8 @@ def crawl_command(
     from crawlers.config import ConfigError, CrawlConfig
     from crawlers.stage import CrawlError, crawl, read_summary
 
-    overrides: dict[str, Any] = {"out": out, "parallel_sources": parallel}
-    if allow_private:
-        overrides["allow_private"] = True
+    overrides = given(out=out, allow_private=allow_private,
+                      parallel_sources=renamed_option("--parallel", "--parallel-sources", parallel, parallel_sources))
     try:
         cfg = CrawlConfig.from_yaml(config, **overrides).select(source)
     except ConfigError as exc:

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from flows.commands import given
 from flows.deployments import DAILY_CRAWL, NIGHTLY_TRAIN
 
 _FLOW_NAMES = ("crawl-clean-train", "crawl", "clean", "train")
@@ -136,10 +137,10 @@ def _serve_demo(config: Path | None, demo: Any, *, ui_port: int, timezone: str, 
 
 
 def demo_cmd(
-    workdir: Annotated[Path, typer.Option(help="Where data/ and runs/ go.")] = Path("."),
-    articles: Annotated[int, typer.Option(min=4, help="Articles on the demo site.")] = 60,
-    steps: Annotated[int, typer.Option(min=1, help="Training steps (tiny preset, CPU).")] = 300,
-    seed: Annotated[int, typer.Option(help="Demo site seed.")] = 0,
+    workdir: Annotated[Path | None, typer.Option(help="Where data/ and runs/ go (default: here).")] = None,
+    articles: Annotated[int | None, typer.Option(min=4, help="Articles on the demo site.")] = None,
+    steps: Annotated[int | None, typer.Option(min=1, help="Training steps (tiny preset, CPU).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Demo site seed.")] = None,
 ) -> None:
     """The whole pipeline on a local demo site: crawl, clean, train (tiny, CPU), evaluate, in a few minutes."""
     from rich.console import Console
@@ -148,10 +149,12 @@ def demo_cmd(
     from flows.report import print_summary
 
     console = Console()
-    console.print(f"[bold]mmpipe demo[/bold]: {articles} articles, {steps} training steps, output in "
-                  f"[cyan]{workdir.resolve()}[/cyan]")
+    options = DemoOptions(**given(workdir=workdir, articles=articles, steps=steps, seed=seed))
+    workdir = options.workdir
+    console.print(f"[bold]mmpipe demo[/bold]: {options.articles} articles, {options.steps} training steps, output "
+                  f"in [cyan]{workdir.resolve()}[/cyan]")
     try:
-        demo = run_demo(DemoOptions(workdir=workdir, articles=articles, steps=steps, seed=seed))
+        demo = run_demo(options)
     except DemoError as exc:
         raise _fail(str(exc)) from None
     console.rule("[bold]Summary")

@@ -13,6 +13,8 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
+from flows.commands import given
+
 console = Console()
 err_console = Console(stderr=True)
 
@@ -76,8 +78,8 @@ def inspect_cmd(
 
 def verify_cmd(
     dataset: Annotated[Path, typer.Argument(help="A CLEAN dataset dir (or a RAW dir / one shard).")],
-    max_pixels: Annotated[int, typer.Option(help="Images above this many pixels fail (decompression bombs).")]
-    = 89_478_485,
+    max_pixels: Annotated[int | None, typer.Option(
+        help="Images above this many pixels fail (decompression bombs; default: the clean stage's limit).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Check every shard against the manifest, the schema, unique keys and image decoding; exit 1 on any problem."""
@@ -88,7 +90,7 @@ def verify_cmd(
 
     with Progress(console=err_console, transient=True, disable=as_json or not err_console.is_terminal) as bar:
         task = bar.add_task("verifying rows", total=None)
-        report = _run(verify_dataset, dataset, max_pixels=max_pixels, progress=lambda n: bar.advance(task, n))
+        report = _run(verify_dataset, dataset, progress=lambda n: bar.advance(task, n), **given(max_pixels=max_pixels))
     if as_json:
         _print_json(report)
     else:

@@ -8,6 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
+from flows.commands import given
+
 
 def _fail(message: str) -> None:
     from rich.console import Console
@@ -144,9 +146,9 @@ def register(app: typer.Typer) -> None:
         = None,
         name: Annotated[str | None, typer.Option(help="Scores go to DATA/_scores/NAME (default: the run's name).")]
         = None,
-        batch_size: Annotated[int, typer.Option(help="Rows per forward pass.")] = 64,
-        num_workers: Annotated[int, typer.Option(help="Image-decoding loader processes.")] = 1,
-        device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
+        batch_size: Annotated[int | None, typer.Option(help="Rows per forward pass.")] = None,
+        num_workers: Annotated[int | None, typer.Option(help="Image-decoding loader processes.")] = None,
+        device: Annotated[str | None, typer.Option(help="auto | cpu | cuda")] = None,
     ) -> None:
         """Embed every row (image, caption) and write their alignment (cosine) beside the dataset; resumable."""
         import logging
@@ -158,8 +160,9 @@ def register(app: typer.Typer) -> None:
 
         logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[RichHandler(show_path=False)])
         try:
-            out = score(ScoreConfig(data=data, run=run, open_clip=open_clip, pretrained=pretrained, name=name,
-                                    batch_size=batch_size, num_workers=num_workers, device=device))
+            out = score(ScoreConfig(data=data, **given(run=run, open_clip=open_clip, pretrained=pretrained, name=name,
+                                                       batch_size=batch_size, num_workers=num_workers,
+                                                       device=device)))
         except (*_expected_errors(), ModuleNotFoundError) as exc:
             _fail(str(exc))
         _print_scores(out)
@@ -168,9 +171,10 @@ def register(app: typer.Typer) -> None:
     def eval_command(
         run: Annotated[Path, typer.Option("--run", help="Run directory written by `mmpipe train`.")],
         data: Annotated[Path | None, typer.Option(help="Dataset whose val split to use (default: the run's).")] = None,
-        baseline: Annotated[bool, typer.Option(help="Also score the seed baseline (trained if missing).")] = False,
-        batch_size: Annotated[int, typer.Option(help="Evaluation batch size.")] = 64,
-        device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
+        baseline: Annotated[bool | None, typer.Option(help="Also score the seed baseline (trained if missing).")]
+        = None,
+        batch_size: Annotated[int | None, typer.Option(help="Evaluation batch size.")] = None,
+        device: Annotated[str | None, typer.Option(help="auto | cpu | cuda")] = None,
     ) -> None:
         """Evaluate a run on the val split: retrieval R@1/5/10 and whether the image helps masked-token prediction."""
         from training.config import EvalConfig
@@ -178,9 +182,10 @@ def register(app: typer.Typer) -> None:
         from training.train import train_baseline
 
         try:
-            if baseline:
+            cfg = EvalConfig(run=run, **given(data=data, baseline=baseline, batch_size=batch_size, device=device))
+            if cfg.baseline:
                 train_baseline(run)
-            path = evaluate(EvalConfig(run=run, data=data, baseline=baseline, batch_size=batch_size, device=device))
+            path = evaluate(cfg)
         except _expected_errors() as exc:
             _fail(str(exc))
         _print_eval(path)

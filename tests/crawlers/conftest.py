@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from crawl_testlib import LocalSite, fast_config
 
 from crawlers.config import CrawlConfig, demo_sources
 from crawlers.demo import running_demo_site
+from tests.crawlers.crawl_testlib import LocalSite, fast_config
 
 
 @pytest.fixture(scope="session")

@@ -12,12 +12,12 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from crawl_testlib import fast_config, raw_rows
 
 from crawlers.config import demo_sources
 from crawlers.stage import REPO_ROOT, crawl, crawl_source, read_summary
 from data_schemas import reasons as R
 from data_schemas import row_id
+from tests.crawlers.crawl_testlib import fast_config, raw_rows
 
 pytestmark = pytest.mark.slow
 

@@ -7,11 +7,11 @@ import math
 from collections import Counter
 
 import pytest
-from crawl_testlib import article_html, fast_config, jpeg, raw_rows
 
 from crawlers.config import SourceConfig
 from crawlers.demo.plan_social import feed_generators
 from crawlers.stage import crawl_source
+from tests.crawlers.crawl_testlib import article_html, fast_config, jpeg, raw_rows
 
 pytestmark = pytest.mark.slow
 

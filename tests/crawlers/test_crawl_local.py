@@ -6,12 +6,12 @@ import hashlib
 import json
 
 import pytest
-from crawl_testlib import article_html, fast_config, jpeg, raw_rows
 
 from crawlers.config import SourceConfig
 from crawlers.stage import CrawlError, crawl, crawl_source, read_summary
 from data_schemas import BlockEntry, Blocklist
 from data_schemas import reasons as R
+from tests.crawlers.crawl_testlib import article_html, fast_config, jpeg, raw_rows
 
 pytestmark = pytest.mark.slow
 

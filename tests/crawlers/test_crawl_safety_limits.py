@@ -9,11 +9,11 @@ import time
 from pathlib import Path
 
 import pytest
-from crawl_testlib import article_html, fast_config, jpeg, raw_rows
 
 from crawlers.config import SourceConfig
 from crawlers.middlewares import PRIVATE_ADDRESS, PRIVATE_CONNECTED
 from crawlers.stage import crawl_source
+from tests.crawlers.crawl_testlib import article_html, fast_config, jpeg, raw_rows
 
 pytestmark = pytest.mark.slow
 

@@ -12,6 +12,7 @@ from crawlers.demo import captions as C
 from crawlers.demo import generate_site
 from crawlers.demo.phash import hamming, phash_bytes
 from pipeline.captions import clean_caption
+from pipeline.config import CleanConfig
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +55,8 @@ def test_generic_alt_texts_pass_every_caption_rule(noisy):
     assert len(generic) >= 3
     for t in generic:
         assert t.caption in C.GENERIC and t.caption_candidates == ((t.caption, "alt"),)
-        caption = clean_caption([{"text": x, "origin": o} for x, o in t.caption_candidates], page_lang=t.lang)
+        candidates = [{"text": x, "origin": o} for x, o in t.caption_candidates]
+        caption = clean_caption(candidates, CleanConfig(raw="r", out="o"), page_lang=t.lang)
         assert not isinstance(caption, str), caption  # no reason: the rules keep it
 
 

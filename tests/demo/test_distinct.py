@@ -48,7 +48,7 @@ def test_served_pictures_have_their_design_hash_and_the_truth_holds():
     for t in site.truth:
         if not t.width:  # 404, not an image, truncated, bomb: never hashed
             continue
-        img = decode(site.response(t.image_url)[2])
+        img = decode(site.response(t.image_url)[2], max_pixels=CleanConfig.max_pixels)
         assert not isinstance(img, str), (t.image_url, img)
         real = signals(to_rgb(orient(img)))
         pic = pictures[_served_pid(site, t.image_url)]

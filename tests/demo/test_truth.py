@@ -16,6 +16,7 @@ from crawlers.demo.phash import hamming
 from crawlers.demo.truth import rank
 from data_schemas import CAPTION_ORIGINS, CAPTION_PREFERENCE
 from data_schemas import reasons as R
+from pipeline.config import CleanConfig
 from pipeline.images import decode, orient, to_rgb
 from pipeline.signals import signals
 
@@ -142,7 +143,7 @@ def test_served_bodies_match_the_reasons(site, image_responses):
 
 def _stage_hashes(body: bytes) -> tuple[int, int]:
     """(pHash, mirrored pHash) as the clean stage computes them (uniform frames trimmed first)."""
-    s = signals(to_rgb(orient(decode(body))))
+    s = signals(to_rgb(orient(decode(body, max_pixels=CleanConfig.max_pixels))))
     return s.phash, s.phash_flip
 
 

@@ -7,12 +7,20 @@ works on its own copy (`e2e_lib.copy_run`).
 from __future__ import annotations
 
 import pytest
-from e2e_lib import PipelineRun, clean_config, crawl_config, read_clean, read_raw, read_rejected, truth_by_key
 
 from crawlers.demo import running_demo_site
 from crawlers.stage import crawl, read_summary
 from data_schemas import Manifest
 from pipeline.clean import clean
+from tests.e2e.e2e_lib import (
+    PipelineRun,
+    clean_config,
+    crawl_config,
+    read_clean,
+    read_raw,
+    read_rejected,
+    truth_by_key,
+)
 
 
 @pytest.fixture(scope="session")

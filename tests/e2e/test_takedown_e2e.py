@@ -15,13 +15,13 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from e2e_lib import PipelineRun, clean_config, copy_run, crawl_config, read_clean, read_raw
 
 from crawlers.stage import crawl, read_summary
 from data_schemas import Blocklist, Manifest
 from data_schemas import reasons as R
 from pipeline.clean import clean
 from pipeline.tools import TakedownRequest, takedown, verify_dataset
+from tests.e2e.e2e_lib import PipelineRun, clean_config, copy_run, crawl_config, read_clean, read_raw
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from faultlib import dataset_state, points_of, run_killed_at
 
 from crawlers.stage import CrawlError, crawl_source
 from data_schemas import MANIFEST_NAME, TAKEDOWN_PENDING, Manifest, file_sha256
@@ -20,6 +19,7 @@ from pipeline.clean import clean
 from pipeline.config import CleanConfig
 from pipeline.tools import TakedownRequest, takedown, verify_dataset
 from tests.crawlers.crawl_testlib import LocalSite, article_html, fast_config, raw_rows
+from tests.faults.faultlib import dataset_state, points_of, run_killed_at
 from tests.pipeline.clean_rawdata import jpeg, photo, raw_row, write_raw
 from tests.tools.tools_data import build_clean
 

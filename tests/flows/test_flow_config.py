@@ -189,3 +189,33 @@ def test_training_metrics_artifact_keeps_every_row_and_column():
     thinned = metrics_rows(many)
     assert len(thinned) == 2000 and thinned[-1] == {"step": 4999}
     assert "2000 evenly spaced rows of 5000" in metrics_description("runs/x", 5000, 2000)
+
+
+def test_flow_sections_leave_defaults_to_the_stages_and_accept_old_key_names(tmp_path):
+    from crawlers.config import CrawlConfig
+    from training.config import EvalConfig, TrainConfig
+
+    cfg = _config(tmp_path)
+    assert to_crawl_config(cfg).parallel_sources == CrawlConfig(sources=[], out=tmp_path).parallel_sources
+    train = to_train_config(cfg)
+    default = TrainConfig(data=tmp_path, out=tmp_path)
+    assert (train.preset, train.device) == (default.preset, default.device)
+    assert to_eval_config(cfg, train.out).baseline is EvalConfig(run=tmp_path).baseline
+    with pytest.warns(FutureWarning, match=r"crawl\.parallel is deprecated; use crawl\.parallel_sources"):
+        old = _config(tmp_path, crawl={"parallel": 3})
+    assert old.crawl.parallel_sources == 3 and to_crawl_config(old).parallel_sources == 3
+
+
+def test_the_clean_cache_keys_on_exactly_the_files_the_clean_stage_reads(tmp_path):
+    from pipeline.inputs import discover
+
+    raw = tmp_path / "raw"
+    for name in ("a.parquet", "sub/b.parquet", ".c.parquet", "_tmp/d.parquet", "_e.parquet", ".hidden/f.parquet"):
+        atomic_write_bytes(raw / name, b"x")
+    (raw / "dir.parquet").mkdir()
+    read = discover(raw)
+    assert [p.relative_to(raw.resolve()).as_posix() for p in read] == ["a.parquet", "sub/b.parquet"]
+    assert [p.resolve() for p in state.raw_files(raw)] == read
+    key = state.clean_key(raw, {}, [])
+    atomic_write_bytes(raw / "_tmp" / "g.parquet", b"being written")  # a temporary file the stage would not read
+    assert state.clean_key(raw, {}, []) == key

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from hostile_site import (
+
+from crawlers.config import CrawlConfig, SourceConfig
+from tests.hostile.hostile_site import (
     API_PAGE_LIMIT,
     DISCOVERY_LIMIT,
     DOWNLOAD_TIMEOUT,
@@ -16,8 +18,6 @@ from hostile_site import (
     HostileSite,
     build,
 )
-
-from crawlers.config import CrawlConfig, SourceConfig
 
 HOSTS = ("main", "b", "api", *ROBOTS_HOSTS)
 

@@ -9,7 +9,10 @@ from __future__ import annotations
 from collections import Counter
 
 import pyarrow.parquet as pq
-from hostile_site import (
+
+from crawlers.stage import crawl_source
+from tests.crawlers.crawl_testlib import raw_rows
+from tests.hostile.hostile_site import (
     API_PAGE_LIMIT,
     DISCOVERY_LIMIT,
     FEED_ITEMS,
@@ -21,9 +24,6 @@ from hostile_site import (
     STALE_LIMIT,
     SVG_IMAGE,
 )
-
-from crawlers.stage import crawl_source
-from tests.crawlers.crawl_testlib import raw_rows
 
 
 def _path(url: str) -> str:

@@ -7,9 +7,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from clean_rawdata import T0, bomb_png, jpeg, photo, png, raw_row
-
 from data_schemas import BlockEntry, Blocklist, reasons
+from tests.pipeline.clean_rawdata import T0, bomb_png, jpeg, photo, png, raw_row
 
 
 @dataclass

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from clean_planted import Planted, planted_rows
-from clean_rawdata import write_raw
 
 from data_schemas import BlockEntry, Blocklist
+from tests.pipeline.clean_planted import Planted, planted_rows
+from tests.pipeline.clean_rawdata import write_raw
 
 
 @pytest.fixture(scope="module")

@@ -8,11 +8,11 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from clean_demo_raw import write_demo_raw
 
 from data_schemas import Manifest, row_id
 from pipeline.clean import clean
 from pipeline.config import CleanConfig
+from tests.pipeline.clean_demo_raw import write_demo_raw
 
 demo = pytest.importorskip("crawlers.demo")
 

@@ -10,12 +10,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from clean_rawdata import jpeg, photo, raw_row, write_raw
 
 from data_schemas import RAW_SCHEMA, Blocklist, Manifest, reasons
 from pipeline.clean import clean
 from pipeline.config import CleanConfig
 from pipeline.rows import row_reason
+from tests.pipeline.clean_rawdata import jpeg, photo, raw_row, write_raw
 
 
 @pytest.mark.parametrize("bad_id", ["../../x", "a/b", ".hidden", "x.jpg", "", "k" * 129, "a b", "-rf"])

@@ -11,13 +11,13 @@ import time
 from pathlib import Path
 
 import pytest
-from clean_rawdata import jpeg, photo, raw_row, write_raw
 from typer.testing import CliRunner
 
 from data_schemas import MANIFEST_NAME, Manifest, file_sha256
 from pipeline.clean import clean
 from pipeline.config import CleanConfig
 from pipeline.dataset import recover
+from tests.pipeline.clean_rawdata import jpeg, photo, raw_row, write_raw
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -8,11 +8,11 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from clean_rawdata import jpeg, photo, raw_row, write_raw
 
 from data_schemas import CLEAN_SCHEMA, RAW_SCHEMA, Manifest, reasons, validate
 from pipeline.clean import clean
 from pipeline.config import CleanConfig
+from tests.pipeline.clean_rawdata import jpeg, photo, raw_row, write_raw
 
 pytestmark = pytest.mark.slow  # the real stage on a real Dask cluster
 

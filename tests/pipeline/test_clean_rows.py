@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import hashlib
 
-from clean_rawdata import jpeg, photo, raw_row
-
 from data_schemas import BlockEntry, Blocklist, reasons
 from pipeline.config import CleanConfig
 from pipeline.images import normalise
 from pipeline.rows import Accepted, row_reason
+from tests.pipeline.clean_rawdata import jpeg, photo, raw_row
 
 CFG = CleanConfig(raw="r", out="o")
 

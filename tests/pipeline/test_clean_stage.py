@@ -9,8 +9,6 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from clean_planted import planted_rows, seed_blocklist
-from clean_rawdata import jpeg, photo, raw_row, write_raw
 from PIL import Image
 
 from data_schemas import CLEAN_SCHEMA, RAW_SCHEMA, Manifest, SchemaError, file_sha256, reasons, validate
@@ -18,6 +16,8 @@ from pipeline.clean import clean
 from pipeline.config import CleanConfig
 from pipeline.inputs import CleanError
 from pipeline.signals import HASH_VERSION
+from tests.pipeline.clean_planted import planted_rows, seed_blocklist
+from tests.pipeline.clean_rawdata import jpeg, photo, raw_row, write_raw
 
 pytestmark = pytest.mark.slow  # every test here runs the real stage on a real Dask cluster
 

@@ -9,6 +9,9 @@ from pipeline.captions import Caption, clean_caption, detect_lang, is_boilerplat
 from pipeline.config import CleanConfig
 from pipeline.text import normalise_space, normalise_text
 
+CFG = CleanConfig(raw="r", out="o")  # the stage's defaults
+LIMITS = {"min_words": CFG.min_words, "min_chars": CFG.min_chars, "max_chars": CFG.max_chars}
+
 
 @pytest.mark.parametrize(("raw", "clean"), [
     # mojibake (UTF-8 read as cp1252) is repaired
@@ -53,7 +56,7 @@ def test_credits_are_split_off(raw: str, clean: str, credit: str | None) -> None
                                   "Lorem ipsum dolor sit amet, consectetur adipiscing elit"])
 def test_boilerplate(text: str) -> None:
     assert is_boilerplate(text)
-    assert text_reason(normalise_text(text)[0]) == reasons.CAPTION_BOILERPLATE
+    assert text_reason(normalise_text(text)[0], **LIMITS) == reasons.CAPTION_BOILERPLATE
 
 
 @pytest.mark.parametrize(("text", "reason"), [
@@ -66,14 +69,14 @@ def test_boilerplate(text: str) -> None:
     ("A dog runs on the beach", None),
 ])
 def test_text_filters(text: str, reason: str | None) -> None:
-    assert text_reason(" ".join(text.split())) == reason
+    assert text_reason(" ".join(text.split()), **LIMITS) == reason
 
 
 def test_caption_choice_follows_preference_and_skips_failing_candidates() -> None:
     cands = [{"text": "Sunset", "origin": "title"}, {"text": "IMG_1234.jpg", "origin": "figcaption"},
              {"text": "Two red circles above a blue square", "origin": "alt"},
              {"text": "Blue squares on a green background today", "origin": "context"}]
-    got = clean_caption(cands)
+    got = clean_caption(cands, CFG)
     assert isinstance(got, Caption)
     assert (got.caption, got.origin, got.lang) == ("Two red circles above a blue square", "alt", "en")
 
@@ -81,9 +84,9 @@ def test_caption_choice_follows_preference_and_skips_failing_candidates() -> Non
 def test_caption_drop_reason_is_the_best_non_empty_candidates() -> None:
     # figcaption (rank 1) cleans to empty, alt (rank 3) is boilerplate, title (rank 7) too short
     cands = [("Sunset", "title"), ("https://example.com/x.jpg", "figcaption"), ("Click to enlarge", "alt")]
-    assert clean_caption(cands) == reasons.CAPTION_BOILERPLATE
-    assert clean_caption([("  <br>  ", "alt")]) == reasons.CAPTION_EMPTY
-    assert clean_caption([]) == reasons.CAPTION_EMPTY
+    assert clean_caption(cands, CFG) == reasons.CAPTION_BOILERPLATE
+    assert clean_caption([("  <br>  ", "alt")], CFG) == reasons.CAPTION_EMPTY
+    assert clean_caption([], CFG) == reasons.CAPTION_EMPTY
 
 
 def test_language_allow_list() -> None:
@@ -92,7 +95,7 @@ def test_language_allow_list() -> None:
     assert clean_caption(french, cfg) == reasons.LANG_NOT_ALLOWED
     both = french + [("Firefighters battle a blaze near Athens on Monday", "alt")]
     assert clean_caption(both, cfg).lang == "en"
-    assert clean_caption(french).lang == "fr"  # default: every language
+    assert clean_caption(french, CFG).lang == "fr"  # default: every language
 
 
 @pytest.mark.parametrize(("text", "lang"), [

@@ -6,7 +6,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from tools_data import Built, build_clean, build_raw
+
+from tests.tools.tools_data import Built, build_clean, build_raw
 
 
 @pytest.fixture(scope="session")

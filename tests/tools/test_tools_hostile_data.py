@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from tools_data import clean_row
 
 from data_schemas import CLEAN_SCHEMA, RAW_SCHEMA, Manifest, ShardInfo, atomic_write_parquet, file_sha256
 from pipeline.tools import TakedownRequest, ToolError, export_dataset, inspect_dataset, takedown, verify_dataset
 from tests.pipeline.clean_rawdata import bomb_png
+from tests.tools.tools_data import clean_row
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -74,7 +74,7 @@ def test_an_unsafe_key_never_becomes_a_file_name(tmp_path):
 
 
 def _raw_with_bomb(root: Path) -> Path:
-    from tools_data import raw_row
+    from tests.tools.tools_data import raw_row
 
     rows = [raw_row(i) for i in range(3)]
     rows[0].update(image_bytes=bomb_png(13000), image_mime="image/png", http_status=200, fetch_error=None)

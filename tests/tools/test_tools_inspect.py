@@ -14,10 +14,10 @@ from collections import Counter
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
-from tools_data import HOSTILE
 
 from data_schemas import CLEAN_VERSION
 from pipeline.tools import ToolError, inspect_dataset
+from tests.tools.tools_data import HOSTILE
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

@@ -9,10 +9,10 @@ import json
 
 import pyarrow.parquet as pq
 import pytest
-from tools_data import REJECTED_BYTES, read_all
 
 from data_schemas import Blocklist, Manifest
 from pipeline.tools import TakedownRequest, ToolError, takedown, verify_dataset
+from tests.tools.tools_data import REJECTED_BYTES, read_all
 
 takedown_module = importlib.import_module("pipeline.tools.takedown")  # the package's `takedown` is the function
 

@@ -10,10 +10,10 @@ import shutil
 import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
-from tools_data import make_jpeg
 
 from data_schemas import CLEAN_SCHEMA, Manifest, atomic_write_parquet, file_sha256
 from pipeline.tools import verify_dataset
+from tests.tools.tools_data import make_jpeg
 
 TRAIN0 = "shards/train-00000.parquet"
 

@@ -6,8 +6,8 @@ import json
 from collections import Counter
 
 import pytest
-from trainlib import read_samples, split_keys
 
+from tests.training.trainlib import read_samples, split_keys
 from training.config import TrainConfig
 from training.launch import launch_torchrun
 

@@ -13,7 +13,6 @@ be large.
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -22,12 +21,10 @@ import pytest
 from data_schemas import Manifest
 from pipeline.clean import clean
 from pipeline.config import CleanConfig
+from tests.pipeline.clean_demo_raw import write_demo_raw
 from training.config import EvalConfig, TrainConfig
 from training.evaluate import evaluate
 from training.train import train
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pipeline"))  # shared with the clean-stage tests
-from clean_demo_raw import write_demo_raw  # noqa: E402
 
 demo = pytest.importorskip("crawlers.demo")
 

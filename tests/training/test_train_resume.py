@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from trainlib import read_samples
 
+from tests.training.trainlib import read_samples
 from training.checkpoint import list_checkpoints
 from training.config import TrainConfig
 from training.metrics import read_jsonl

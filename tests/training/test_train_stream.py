@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from trainlib import make_stream, rank_batches, split_keys
 
+from tests.training.trainlib import make_stream, rank_batches, split_keys
 from training.stream import Layout, assign_units, resume_item
 
 

@@ -1,0 +1,51 @@
+"""Each default lives in the stage's config alone: a CLI option named after a config field means "not given" by
+default, so the config (or its YAML) decides; one name per concept across the CLI, the configs and the flows."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import typer
+from typer.core import TyperOption
+
+from crawlers.config import CrawlConfig
+from flows.cli import app
+from flows.demo import DemoOptions
+from pipeline.config import CleanConfig, CurateConfig
+from training.config import EvalConfig, ScoreConfig, TrainConfig
+
+STAGE_CONFIGS = {"crawl": CrawlConfig, "clean": CleanConfig, "curate": CurateConfig, "train": TrainConfig,
+                 "score": ScoreConfig, "eval": EvalConfig, "demo": DemoOptions}
+
+
+def _options(command: str) -> list[TyperOption]:
+    cmd = typer.main.get_command(app).commands[command]
+    return [p for p in cmd.params if isinstance(p, TyperOption) and not p.hidden]
+
+
+@pytest.mark.parametrize("command", sorted(STAGE_CONFIGS))
+def test_stage_options_default_to_not_given_and_the_config_holds_the_default(command: str) -> None:
+    fields = {f.name for f in dataclasses.fields(STAGE_CONFIGS[command])}
+    mapped = [p for p in _options(command) if p.name in fields]
+    assert len(mapped) >= 3, f"{command}: expected its options to be named after {STAGE_CONFIGS[command].__name__}"
+    for param in mapped:
+        assert param.default is None, f"mmpipe {command} --{param.name.replace('_', '-')} restates a default " \
+                                      f"({param.default!r}); default it to None and let the config decide"
+
+
+def test_one_name_per_concept_between_the_cli_and_the_stage_configs() -> None:
+    clean = {p.name for p in _options("clean")}
+    crawl = {p.name for p in _options("crawl")}
+    assert "n_workers" in clean and "workers" not in clean
+    assert "parallel_sources" in crawl and "parallel" not in crawl
+
+
+def test_the_old_option_names_still_work_and_warn(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    result = CliRunner().invoke(app, ["clean", "--raw", str(tmp_path / "missing"), "--out", str(tmp_path / "o"),
+                                      "--workers", "1"])
+    output = " ".join(result.output.split())
+    assert "--workers is deprecated; use --n-workers" in output
+    assert "no such RAW directory" in output  # the run went on with the old name's value
