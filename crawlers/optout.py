@@ -56,21 +56,26 @@ def page_opt_out(headers, *, agent: str, meta_robots: frozenset[str] = frozenset
                  meta_tdm_reserved: bool = False) -> tuple[str | None, frozenset[str]]:
     """(drop reason or None, the directives that apply) of an HTML page: its headers and its meta tags."""
     directives = header_directives(headers, agent=agent) | meta_robots
-    if directives & OPT_OUT_DIRECTIVES:
-        return R.OPT_OUT_PAGE, directives
-    if meta_tdm_reserved or tdm_reserved_header(headers):
-        return R.OPT_OUT_TDMREP, directives
-    return None, directives
+    return opt_out_reason(directives, tdm_reserved=meta_tdm_reserved or tdm_reserved_header(headers)), directives
 
 
 def image_opt_out(headers, *, agent: str) -> tuple[str | None, frozenset[str]]:
     """(drop reason or None, the directives that apply) of an image response."""
     directives = header_directives(headers, agent=agent)
+    return opt_out_reason(directives, tdm_reserved=tdm_reserved_header(headers), reason=R.OPT_OUT_IMAGE), directives
+
+
+def opt_out_reason(directives: frozenset[str], *, tdm_reserved: bool, reason: str = R.OPT_OUT_PAGE) -> str | None:
+    """The rule for a page or an image: `noai`/`noimageai` among the directives that apply gives `reason`, a TDMRep
+    reservation gives `opt_out_tdmrep`; the same rule for a live response and an archived one (WAT/WARC)."""
     if directives & OPT_OUT_DIRECTIVES:
-        return R.OPT_OUT_IMAGE, directives
-    if tdm_reserved_header(headers):
-        return R.OPT_OUT_TDMREP, directives
-    return None, directives
+        return reason
+    return R.OPT_OUT_TDMREP if tdm_reserved else None
+
+
+def tdm_reserved_values(values) -> bool:
+    """TDMRep's `tdm-reservation` from plain header or meta values (an archive's record): any value "1" reserves."""
+    return any(isinstance(v, str) and v.strip() == "1" for v in values)
 
 
 def document_opt_out(headers) -> str | None:

@@ -18,6 +18,7 @@ from crawlers.extract.images import absolute_url, url_host
 from crawlers.extract.pictures import page_pictures
 from crawlers.extract.records import ArticlePage
 from crawlers.extract.text import clean_text
+from crawlers.optout import tdm_reserved_values
 
 _XML_DECL = re.compile(r"^\s*<\?xml[^>]*>")
 # libxml2's HTML parser with lxml's default element classes: `lxml.html`'s parser gives the same tree, but asks a
@@ -58,7 +59,7 @@ def extract_article(url: str, body: bytes | str, *, agent: str = "mmpipe", page_
                                         or meta.ld_value(ld, "datePublished") or _time_datetime(doc))
     page.license = _license(doc, ld, base)
     page.robots = meta.robots_directives(tags, agent=agent)
-    page.tdm_reservation = (meta.first_meta(tags, "tdm-reservation") or "").strip() == "1"
+    page.tdm_reservation = tdm_reserved_values([meta.first_meta(tags, "tdm-reservation")])
     page.is_article = ((meta.first_meta(tags, "og:type") or "").lower() == "article"
                        or any(meta.is_article_ld(o) for o in ld) or len(doc.findall(".//article")) == 1)
     page.images, page.teasers = page_pictures(doc, base, tags=tags, ld=ld, title=page.title if page_text else None,

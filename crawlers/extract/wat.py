@@ -15,8 +15,7 @@ from urllib.parse import urljoin
 
 from crawlers.extract.article import extract_article
 from crawlers.extract.records import ImageRef
-from crawlers.optout import OPT_OUT_DIRECTIVES, robots_directives
-from data_schemas import reasons as R
+from crawlers.optout import opt_out_reason, robots_directives, tdm_reserved_values
 
 
 @dataclass(slots=True)
@@ -33,9 +32,7 @@ class ArchivePage:
     @property
     def drop(self) -> str | None:
         """The reason every pair of this page is left out, or None."""
-        if self.robots & OPT_OUT_DIRECTIVES:
-            return R.OPT_OUT_PAGE
-        return R.OPT_OUT_TDMREP if self.tdm_reservation else None
+        return opt_out_reason(self.robots, tdm_reserved=self.tdm_reservation)
 
 
 def header_values(headers: dict | list, name: str) -> list[str]:
@@ -74,8 +71,7 @@ def wat_page(envelope: dict, *, agent: str = "mmpipe") -> ArchivePage | None:
     page = ArchivePage(url=url, title=title.strip() if title else None,
                        robots=robots_directives(header_values(headers, "X-Robots-Tag") +
                                                 [r for r in robots if isinstance(r, str)], agent=agent),
-                       tdm_reservation="1" in [v.strip() for v in header_values(headers, "tdm-reservation")
-                                               + [t for t in tdm if isinstance(t, str)]])
+                       tdm_reservation=tdm_reserved_values(header_values(headers, "tdm-reservation") + tdm))
     base = head.get("Base") if isinstance(head.get("Base"), str) else url
     seen: dict[str, ImageRef] = {}
     for link in _list(html.get("Links", []), "Links"):
@@ -97,7 +93,7 @@ def html_page(url: str, headers: list[tuple[str, str]], body: bytes, *, agent: s
     """A WARC response's page through the news page objects (the images a live crawl of the page would record)."""
     article = extract_article(url, body, agent=agent, page_text=page_text, links=False)
     robots = robots_directives(header_values(headers, "X-Robots-Tag"), agent=agent) | article.robots
-    tdm = article.tdm_reservation or "1" in [v.strip() for v in header_values(headers, "tdm-reservation")]
+    tdm = article.tdm_reservation or tdm_reserved_values(header_values(headers, "tdm-reservation"))
     if page_text:
         for ref in article.images:
             ref.add(article.title, "title")

@@ -65,10 +65,11 @@ def test_address_rules():
 def test_opt_out_rules_are_decided_only_in_optout():
     """One home: no other crawl module judges the opt-out headers or directives (the page object only reads the
     meta tags, `crawlers/extract/meta.py`; the demo site only serves them)."""
-    files = subprocess.run(["git", "ls-files", ":(glob)crawlers/*.py", ":(glob)crawlers/spiders/*.py"], cwd=REPO,
-                           capture_output=True, text=True, check=True).stdout.split()
+    files = subprocess.run(["git", "ls-files", ":(glob)crawlers/*.py", ":(glob)crawlers/spiders/*.py",
+                            ":(glob)crawlers/extract/*.py"], cwd=REPO, capture_output=True, text=True,
+                           check=True).stdout.split()
     pattern = re.compile(r"b[\"'](tdm-reservation|X-Robots-Tag)[\"']|OPT_OUT_DIRECTIVES|is_global|ipv4_mapped"
-                         r"|localhost", re.IGNORECASE)
+                         r"|localhost|strip\(\) == [\"']1[\"']", re.IGNORECASE)
     found = [f"{f}:{i}" for f in files if f != "crawlers/optout.py"
              for i, line in enumerate((REPO / f).read_text().splitlines(), 1) if pattern.search(line)]
     assert found == [], f"opt-out or address rules outside crawlers/optout.py: {found}"
