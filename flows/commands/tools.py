@@ -135,25 +135,26 @@ def export_cmd(
     dataset: Annotated[str, typer.Argument(help="The CLEAN dataset dir (or s3:// URL) to export.")],
     format: Annotated[ExportFormat, typer.Option("--format", help="Output format.")],
     out: Annotated[str, typer.Option("--out", help="Output folder or URL (empty, or use --overwrite).")],
-    split: Annotated[Split, typer.Option(help="both: OUT/train/ and OUT/val/; train or val alone; all: one mixed "
-                                              "set in OUT/all/.")] = Split.both,
-    samples_per_shard: Annotated[int, typer.Option(help="Samples per output shard (at most).")] = 1000,
-    min_shards: Annotated[int, typer.Option(help="At least this many shards per set (open_clip needs one per "
-                                                 "data loader worker); fewer only for fewer samples.")] = 8,
-    with_images: Annotated[bool, typer.Option(help="img2dataset-parquet: include the `jpg` column.")] = False,
-    overwrite: Annotated[bool, typer.Option(help="Replace an earlier export in --out.")] = False,
+    split: Annotated[Split | None, typer.Option(help="both: OUT/train/ and OUT/val/; train or val alone; all: one "
+                                                     "mixed set in OUT/all/ (default: both).")] = None,
+    samples_per_shard: Annotated[int | None, typer.Option(help="Samples per output shard (at most).")] = None,
+    min_shards: Annotated[int | None, typer.Option(help="At least this many shards per set (open_clip needs one per "
+                                                        "data loader worker); fewer only for fewer samples.")] = None,
+    with_images: Annotated[bool | None, typer.Option(help="img2dataset-parquet: include the `jpg` column.")] = None,
+    overwrite: Annotated[bool | None, typer.Option(help="Replace an earlier export in --out.")] = None,
 ) -> None:
     """Write webdataset tars (open_clip) or img2dataset-style parquet."""
     from rich.progress import Progress
 
     from data_schemas import storage
-    from pipeline.tools import export_dataset
+    from pipeline.tools import ExportConfig, export_dataset
 
+    config = ExportConfig(format=format.value, out=out, **given(
+        split=split.value if split else None, samples_per_shard=samples_per_shard, min_shards=min_shards,
+        with_images=with_images, overwrite=overwrite))
     with Progress(console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
         task = bar.add_task("exporting", total=None)
-        path = _run(export_dataset, dataset, format=format.value, out=out, split=split.value,
-                    samples_per_shard=samples_per_shard, min_shards=min_shards, with_images=with_images,
-                    overwrite=overwrite, progress=lambda n: bar.advance(task, n))
+        path = _run(export_dataset, dataset, config, progress=lambda n: bar.advance(task, n))
     info = json.loads(storage.read_text(storage.join(path, "export.json")))
     sets = ", ".join(f"{name}/ {s['samples']:,} samples in {len(s['shards'])} shard(s)"
                      for name, s in info["sets"].items())

@@ -5,13 +5,14 @@ Each tool is one function that the CLI (`flows/commands/tools.py`), the flows an
 
 from pipeline.tools._read import ToolError
 from pipeline.tools.export import FORMATS as EXPORT_FORMATS
-from pipeline.tools.export import export_dataset
+from pipeline.tools.export import ExportConfig, export_dataset
 from pipeline.tools.inspect import InspectReport, ShardSummary, inspect_dataset
 from pipeline.tools.takedown import TAKEDOWN_LOG, TakedownRequest, TakedownResult, takedown
 from pipeline.tools.verify import Problem, VerifyReport, verify_dataset
 
 __all__ = [
     "EXPORT_FORMATS",
+    "ExportConfig",
     "InspectReport",
     "Problem",
     "ShardSummary",

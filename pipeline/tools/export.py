@@ -21,6 +21,7 @@ renamed when complete.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import math
@@ -28,6 +29,7 @@ import os
 import tarfile
 import tempfile
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -240,32 +242,49 @@ def open_clip_command(out: Path | str, sets: dict[str, dict]) -> str | None:
     return " ".join(parts)
 
 
-def export_dataset(path: str | Path, *, format: str, out: str | Path, split: str = "both",
-                   samples_per_shard: int = 1000, min_shards: int = MIN_SHARDS, with_images: bool = False,
-                   overwrite: bool = False, progress: Callable[[int], None] | None = None) -> Path:
-    """Export a CLEAN dataset (``split``: both, train, val or all) to ``out/<set>/``; returns ``out``.  A URL
-    ``out`` is written in a local temporary folder and published there, each file whole, export.json last."""
-    if storage.is_url(out):
-        return _export_remote(path, format=format, out=storage.location(out), split=split,
-                              samples_per_shard=samples_per_shard, min_shards=min_shards, with_images=with_images,
-                              overwrite=overwrite, progress=progress)
+@dataclass(frozen=True)
+class ExportConfig:
+    """What `mmpipe export` writes; every export default lives here alone (the CLI only overrides what it is
+    given).  ``split``: both (``out/train/`` and ``out/val/``), train, val or all (one mixed set)."""
+
+    format: str
+    out: str | Path
+    split: str = "both"
+    samples_per_shard: int = 1000
+    min_shards: int = MIN_SHARDS
+    with_images: bool = False  # img2dataset-parquet: include the `jpg` column
+    overwrite: bool = False  # replace an earlier export in ``out``
+
+
+def export_dataset(path: str | Path, config: ExportConfig | None = None, *,
+                   progress: Callable[[int], None] | None = None, **fields) -> Path:
+    """Export a CLEAN dataset to ``config.out/<set>/``; returns ``out``.  A URL ``out`` is written in a local
+    temporary folder and published there, each file whole, export.json last.  Without ``config``, keyword
+    ``fields`` build one (the calling style before ExportConfig, still accepted)."""
+    if config is None:
+        config = ExportConfig(**fields)
+    elif fields:
+        raise TypeError(f"export_dataset: give either a config or its fields, not both ({', '.join(fields)})")
+    if storage.is_url(config.out):
+        return _export_remote(path, config, progress=progress)
+    format, split, min_shards = config.format, config.split, config.min_shards
     if format not in FORMATS:
         raise ToolError(f"unknown export format '{format}'; choose one of {', '.join(FORMATS)}")
     if split not in SPLITS:
         raise ToolError(f"unknown split '{split}'; choose one of {', '.join(SPLITS)}")
-    if samples_per_shard < 1 or min_shards < 1:
+    if config.samples_per_shard < 1 or min_shards < 1:
         raise ToolError("--samples-per-shard and --min-shards must be at least 1")
     ds = open_dataset(path)
     if ds.kind != "clean":
         raise ToolError(f"{path}: export needs a CLEAN dataset (run `mmpipe clean` on raw crawl output first)")
-    out = Path(out)
-    _prepare_out(out, overwrite)
+    out = Path(config.out)
+    _prepare_out(out, config.overwrite)
     counts = _split_counts(ds)
     counts["all"] = sum(counts.values())
     sets = {}
     for name in _SETS[split]:
-        sizes = shard_sizes(counts.get(name, 0), samples_per_shard=samples_per_shard, min_shards=min_shards)
-        done = _export_set(ds, out / name, name, format=format, sizes=sizes, with_images=with_images,
+        sizes = shard_sizes(counts.get(name, 0), samples_per_shard=config.samples_per_shard, min_shards=min_shards)
+        done = _export_set(ds, out / name, name, format=format, sizes=sizes, with_images=config.with_images,
                            progress=progress)
         sets[name] = {"samples": sum(n for _, n in done), "shards": _shard_records(out / name, done)}
         if len(done) < min_shards:
@@ -299,14 +318,15 @@ def _export_set(ds: Dataset, out: Path, split: str, *, format: str, sizes: list[
     return shards.done
 
 
-def _export_remote(path, *, out: str, overwrite: bool, **kwargs) -> str:
+def _export_remote(path, config: ExportConfig, *, progress: Callable[[int], None] | None) -> str:
+    out = storage.location(config.out)
     fs, root = storage.filesystem(out)
     old = [k for k in fs.find(root) if k.endswith((".tar", ".parquet", "sizes.json", "export.json", "_stats.json"))]
-    if old and not overwrite:
+    if old and not config.overwrite:
         raise ToolError(f"{out}: already holds an export ({old[0]}, ...); choose an empty prefix or pass "
                         "--overwrite to replace it")
     with tempfile.TemporaryDirectory(prefix="mmpipe-export-") as tmp:
-        export_dataset(path, out=tmp, overwrite=False, **kwargs)
+        export_dataset(path, dataclasses.replace(config, out=tmp, overwrite=False), progress=progress)
         info = json.loads((Path(tmp) / "export.json").read_text())
         if info.get("open_clip"):  # name the published shards, not the temporary folder
             atomic_write_json(Path(tmp) / "export.json", {**info, "open_clip": open_clip_command(out, info["sets"])})

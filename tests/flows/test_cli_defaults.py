@@ -13,10 +13,11 @@ from crawlers.config import CrawlConfig
 from flows.cli import app
 from flows.demo import DemoOptions
 from pipeline.config import CleanConfig, CurateConfig
+from pipeline.tools import ExportConfig
 from training.config import EvalConfig, ScoreConfig, TrainConfig
 
 STAGE_CONFIGS = {"crawl": CrawlConfig, "clean": CleanConfig, "curate": CurateConfig, "train": TrainConfig,
-                 "score": ScoreConfig, "eval": EvalConfig, "demo": DemoOptions}
+                 "score": ScoreConfig, "eval": EvalConfig, "demo": DemoOptions, "export": ExportConfig}
 
 
 def _options(command: str) -> list[TyperOption]:
