@@ -9,7 +9,7 @@ See crawlers/demo/README.md for the URL layout, the planted trouble and the grou
 """
 
 from crawlers.demo.server import RunningDemo, running_demo_site
-from crawlers.demo.site import DemoSite, generate_site
+from crawlers.demo.site import DemoSite, DemoSiteConfig, generate_site
 from crawlers.demo.truth import PairTruth
 
-__all__ = ["DemoSite", "PairTruth", "RunningDemo", "generate_site", "running_demo_site"]
+__all__ = ["DemoSite", "DemoSiteConfig", "PairTruth", "RunningDemo", "generate_site", "running_demo_site"]

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
-from crawlers.demo.site import DemoSite, generate_site
+from crawlers.demo.site import DemoSite, DemoSiteConfig, generate_site
 from crawlers.demo.truth import PairTruth
 
 SLOW_SECONDS = 1.5
@@ -118,7 +118,8 @@ class RunningDemo:
 
 
 @contextlib.contextmanager
-def running_demo_site(articles: int = 60, seed: int = 0, *, host: str = "127.0.0.1", port: int = 0,
+def running_demo_site(articles: int = DemoSiteConfig.articles, seed: int = DemoSiteConfig.seed, *,
+                      host: str = DemoSiteConfig.host, port: int = 0,
                       site: DemoSite | None = None, **site_kwargs) -> Iterator[RunningDemo]:
     """Serve a demo site on a free loopback port for the duration of the ``with`` block."""
     site = site or generate_site(articles, seed, **site_kwargs)

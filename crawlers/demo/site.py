@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import threading
 from collections import Counter, OrderedDict
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import format_datetime
 from urllib.parse import parse_qsl, urlsplit
@@ -19,7 +20,20 @@ from crawlers.demo.plan import SRCSET_WIDTHS, build_plan
 from crawlers.demo.truth import PairTruth, count
 from crawlers.demo.truth_build import build_truth
 
-DEFAULT_BASE = "http://127.0.0.1:8800"
+
+@dataclass(frozen=True)
+class DemoSiteConfig:
+    """The demo site's knobs (`mmpipe demo-site`, generate_site, DemoSite): each default lives here alone."""
+
+    articles: int = 60  # news articles; social posts scale with it
+    seed: int = 0  # the same seed and size always give the same site
+    photo_size: str = "mixed"  # mixed | bench (800-1024 px, ~120 KB JPEG) | small
+    trouble: float = 1.0  # scale of every planted trouble amount (0 = none)
+    host: str = "127.0.0.1"  # `mmpipe demo-site` binds loopback unless told otherwise
+    port: int = 8800  # `mmpipe demo-site`'s port (0 picks a free one)
+
+
+DEFAULT_BASE = f"http://{DemoSiteConfig.host}:{DemoSiteConfig.port}"
 HTML = "text/html; charset=utf-8"
 _IMG = re.compile(r"^(?P<stem>/img/\d{4}/\d{2}/(?P<pid>\d{6,})-[a-z0-9-]*?)(?:-(?P<w>\d+)w)?\.(?P<ext>jpg|png|webp)$")
 _FMT = {v: k for k, v in EXT.items()}
@@ -53,7 +67,8 @@ class _LRU:
 
 
 class DemoSite:
-    def __init__(self, articles: int = 60, seed: int = 0, *, photo_size: str = "mixed", trouble: float = 1.0,
+    def __init__(self, articles: int = DemoSiteConfig.articles, seed: int = DemoSiteConfig.seed, *,
+                 photo_size: str = DemoSiteConfig.photo_size, trouble: float = DemoSiteConfig.trouble,
                  base_url: str = DEFAULT_BASE, cache_mb: int = 256):
         self.articles, self.seed, self.photo_size, self.trouble = articles, seed, photo_size, trouble
         self.plan = build_plan(articles, seed, photo_size=photo_size, trouble=trouble)
@@ -253,7 +268,8 @@ def _static_asset(path: str) -> Response:
     return _not_found()
 
 
-def generate_site(articles: int = 60, seed: int = 0, *, photo_size: str = "mixed", trouble: float = 1.0,
+def generate_site(articles: int = DemoSiteConfig.articles, seed: int = DemoSiteConfig.seed, *,
+                  photo_size: str = DemoSiteConfig.photo_size, trouble: float = DemoSiteConfig.trouble,
                   base_url: str = DEFAULT_BASE) -> DemoSite:
     """Deterministic: the same arguments give the same bytes for every URL (for a given base_url)."""
     return DemoSite(articles, seed, photo_size=photo_size, trouble=trouble, base_url=base_url)

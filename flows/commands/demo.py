@@ -7,18 +7,23 @@ from typing import Annotated
 
 import typer
 
+from flows.commands import given
+
 
 def register(app: typer.Typer) -> None:
     @app.command("demo-site")
     def demo_site(
-        port: Annotated[int, typer.Option(help="TCP port to listen on (0 picks a free one).")] = 8800,
-        articles: Annotated[int, typer.Option(min=1, help="Number of news articles (social posts scale with it).")]
-        = 60,
-        seed: Annotated[int, typer.Option(help="Seed: the same seed and size always give the same site.")] = 0,
-        host: Annotated[str, typer.Option(help="Interface to bind; keep loopback unless you mean it.")] = "127.0.0.1",
-        photo_size: Annotated[str, typer.Option(help="mixed | bench (800-1024 px, ~120 KB JPEG) | small.")] = "mixed",
-        trouble: Annotated[float, typer.Option(min=0.0, help="Scale of every planted trouble amount (0 = none).")]
-        = 1.0,
+        port: Annotated[int | None, typer.Option(help="TCP port to listen on (0 picks a free one).")]
+        = None,
+        articles: Annotated[int | None, typer.Option(min=1, help="Number of news articles (social posts scale with "
+                                                                 "it).")] = None,
+        seed: Annotated[int | None, typer.Option(help="Seed: the same seed and size always give the same site.")]
+        = None,
+        host: Annotated[str | None, typer.Option(help="Interface to bind; keep loopback unless you mean it.")] = None,
+        photo_size: Annotated[str | None, typer.Option(help="mixed | bench (800-1024 px, ~120 KB JPEG) | small.")]
+        = None,
+        trouble: Annotated[float | None, typer.Option(min=0.0, help="Scale of every planted trouble amount (0 = "
+                                                                    "none).")] = None,
         export: Annotated[Path | None, typer.Option(help="Write the news site as static files to DIR and exit.")]
         = None,
         truth: Annotated[Path | None, typer.Option(help="Write the ground truth as JSON lines to FILE.")] = None,
@@ -28,13 +33,16 @@ def register(app: typer.Typer) -> None:
         """Serve the deterministic demo site (news pages, feeds, sitemaps, Mastodon and Bluesky APIs)."""
         from rich.console import Console
 
-        from crawlers.demo import generate_site
+        from crawlers.demo import DemoSiteConfig, generate_site
         from crawlers.demo.server import DemoHTTPServer
         from data_schemas import atomic_write_bytes
 
         console = Console()
+        config = DemoSiteConfig(**given(port=port, articles=articles, seed=seed, host=host, photo_size=photo_size,
+                                        trouble=trouble))
+        host, port, articles, seed = config.host, config.port, config.articles, config.seed
         try:
-            site = generate_site(articles, seed, photo_size=photo_size, trouble=trouble)
+            site = generate_site(articles, seed, photo_size=config.photo_size, trouble=config.trouble)
         except ValueError as exc:
             console.print(f"[red]demo-site: {exc}[/red]")
             raise typer.Exit(code=1) from exc

@@ -10,6 +10,7 @@ import typer
 from typer.core import TyperOption
 
 from crawlers.config import CrawlConfig
+from crawlers.demo import DemoSiteConfig
 from flows.cli import app
 from flows.demo import DemoOptions
 from pipeline.config import CleanConfig, CurateConfig
@@ -17,7 +18,8 @@ from pipeline.tools import ExportConfig
 from training.config import EvalConfig, ScoreConfig, TrainConfig
 
 STAGE_CONFIGS = {"crawl": CrawlConfig, "clean": CleanConfig, "curate": CurateConfig, "train": TrainConfig,
-                 "score": ScoreConfig, "eval": EvalConfig, "demo": DemoOptions, "export": ExportConfig}
+                 "score": ScoreConfig, "eval": EvalConfig, "demo": DemoOptions, "export": ExportConfig,
+                 "demo-site": DemoSiteConfig}
 
 
 def _options(command: str) -> list[TyperOption]:
