@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from crawlers.config import ConfigError, CrawlConfig
-from crawlers.stage import CrawlError, _run_process
+from crawlers.shardproc import CrawlError, run_shard_process
 
 logger = logging.getLogger("mmpipe.crawl")
 _SCHEMES = ("tcp://", "tls://")
@@ -54,7 +54,7 @@ def _shard_task(config: CrawlConfig, source_name: str, shard: int, config_file: 
     from distributed import get_worker
 
     try:
-        summary = _run_process(config, source_name, shard, Path(config_file), None)
+        summary = run_shard_process(config, source_name, shard, Path(config_file), None)
     except CrawlError as exc:
         raise ShardFailed(f"shard {shard} on {get_worker().address}: {exc}") from None
     summary["worker"] = get_worker().address

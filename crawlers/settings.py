@@ -12,8 +12,9 @@ from crawlers.transport import download_handlers
 _MW = "crawlers.middlewares"
 
 
-def scrapy_settings(config: CrawlConfig, source: SourceConfig, *, log_file: Path | None = None) -> dict[str, Any]:
-    settings: dict[str, Any] = {
+def _politeness(config: CrawlConfig) -> dict[str, Any]:
+    """Who we say we are, how fast and how often we ask, and how long we wait: robots.txt always obeyed."""
+    return {
         "BOT_NAME": "mmpipe",
         "USER_AGENT": config.user_agent,
         "ROBOTSTXT_OBEY": True,  # always (crawlers/policy.py); a source's own hosts may be in ignore_robots
@@ -33,6 +34,12 @@ def scrapy_settings(config: CrawlConfig, source: SourceConfig, *, log_file: Path
         "RETRY_HTTP_CODES": [500, 502, 504, 522, 524, 408],  # 429/503 go through BackoffMiddleware
         "REDIRECT_ENABLED": True,
         "COOKIES_ENABLED": False,
+    }
+
+
+def _engine(config: CrawlConfig) -> dict[str, Any]:
+    """The Scrapy engine and its logging, with what a crawl that stores images needs off."""
+    return {
         "TELNETCONSOLE_ENABLED": False,
         "REMOTE_CONTROL_ENABLED": False,
         "DNSCACHE_ENABLED": True,
@@ -48,6 +55,12 @@ def scrapy_settings(config: CrawlConfig, source: SourceConfig, *, log_file: Path
         # output would create ~100 asyncio tasks for every response
         "CONCURRENT_ITEMS": 1,
         "DEPTH_LIMIT": 0,  # link depth is the spider's own (mm_depth), so feed/sitemap chains are not cut
+    }
+
+
+def _mmpipe_policy(config: CrawlConfig, source: SourceConfig) -> dict[str, Any]:
+    """What mmpipe's own middlewares read: the address safety rule, robots exceptions, the blocklist, backoff."""
+    return {
         "MMPIPE_ALLOW_PRIVATE": config.allow_private,
         "MMPIPE_PRIVATE_NETWORKS": list(config.private_networks),
         "MMPIPE_IGNORE_ROBOTS": [h.lower() for h in source.ignore_robots],
@@ -55,6 +68,12 @@ def scrapy_settings(config: CrawlConfig, source: SourceConfig, *, log_file: Path
         "MMPIPE_BACKOFF_RETRIES": config.backoff_retries,
         "MMPIPE_BACKOFF_BASE": config.backoff_base,
         "MMPIPE_MAX_RETRY_AFTER": config.max_retry_after,
+    }
+
+
+def _components(config: CrawlConfig, source: SourceConfig) -> dict[str, Any]:
+    """Middlewares, extensions and download handlers: ours in, steps a crawler without credentials needs not out."""
+    return {
         "DOWNLOADER_MIDDLEWARES": {
             # not needed by a crawler without credentials or allowed_domains: one less step per request
             "scrapy.downloadermiddlewares.httpauth.HttpAuthMiddleware": None,
@@ -75,6 +94,11 @@ def scrapy_settings(config: CrawlConfig, source: SourceConfig, *, log_file: Path
         # downloads in flight or queued at a max_seconds deadline end by then too
         "DOWNLOAD_HANDLERS": download_handlers(config.transport, deadline=source.max_seconds is not None),
     }
+
+
+def scrapy_settings(config: CrawlConfig, source: SourceConfig, *, log_file: Path | None = None) -> dict[str, Any]:
+    settings: dict[str, Any] = {**_politeness(config), **_engine(config), **_mmpipe_policy(config, source),
+                                **_components(config, source)}
     retry_exceptions = internals.retry_exceptions_for_aiohttp() if config.transport == "aiohttp" else None
     if retry_exceptions is not None:  # only Twisted's client raises TunnelError (crawlers/internals.py)
         settings["RETRY_EXCEPTIONS"] = retry_exceptions

@@ -9,42 +9,22 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
-import subprocess
-import sys
-import threading
-import time
-from collections import deque
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from crawlers.config import CrawlConfig
+from crawlers.shardproc import CrawlError, ProgressFn, run_shard_process
 from crawlers.summary import SUMMARY_NAME, merge_shards, summaries_dir, write_merged
 from data_schemas import atomic_write_json, storage
 
 logger = logging.getLogger("mmpipe.crawl")
-REPO_ROOT = Path(__file__).resolve().parent.parent
-ProgressFn = Callable[[str, dict[str, Any]], None]
-
-
-class CrawlError(RuntimeError):
-    """A source process failed; the message names the source, its exit status, its log and its last output."""
-
-    def __init__(self, source: str, message: str):
-        super().__init__(f"crawl of source '{source}' failed: {message}")
-        self.source = source
 
 
 def _config_file(config: CrawlConfig, name: str) -> Path:
     path = config.state_dir / f"{name}.config.json"
     atomic_write_json(path, config.to_dict())
     return path
-
-
-def _log_progress(name: str, data: dict[str, Any]) -> None:
-    logger.info("%s: %s", name, ", ".join(f"{k}={v}" for k, v in data.items() if k not in ("event", "source")))
 
 
 def _spill(config: CrawlConfig) -> tuple[CrawlConfig, str | None]:
@@ -98,47 +78,16 @@ def _crawl_source(config: CrawlConfig, source_name: str, *, progress: ProgressFn
         summary["workers"] = [s.pop("worker", None) for s in shards]  # which worker ran each shard
         atomic_write_json(summaries_dir(config.state_dir) / f"{source_name}.json", summary)
     elif source.processes == 1:
-        summary = _run_process(config, source_name, 0, config_file, progress)
+        summary = run_shard_process(config, source_name, 0, config_file, progress)
     else:
         with ThreadPoolExecutor(max_workers=source.processes) as pool:
-            futures = [pool.submit(_run_process, config, source_name, k, config_file, progress)
+            futures = [pool.submit(run_shard_process, config, source_name, k, config_file, progress)
                        for k in range(source.processes)]
             shards = [f.result() for f in futures]
         summary = merge_shards(shards)
         atomic_write_json(summaries_dir(config.state_dir) / f"{source_name}.json", summary)
     if merge_summary:
         write_merged(config.out, config.state_dir)
-    return summary
-
-
-def _run_process(config: CrawlConfig, source_name: str, shard: int, config_file: Path,
-                 progress: ProgressFn | None) -> dict[str, Any]:
-    cmd = [sys.executable, "-m", "crawlers.run", "--config-json", str(config_file), "--source", source_name,
-           "--shard", str(shard)]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, bufsize=1)
-    stderr_tail: deque[str] = deque(maxlen=40)
-    reader = threading.Thread(target=lambda: stderr_tail.extend(proc.stderr), daemon=True)
-    reader.start()
-    summary: dict[str, Any] | None = None
-    report = progress or _log_progress
-    last = 0.0
-    for line in proc.stdout:
-        try:
-            msg = json.loads(line)
-        except ValueError:
-            continue
-        if msg.get("event") == "done":
-            summary = msg.get("summary")
-        elif msg.get("event") == "progress" and (progress or time.monotonic() - last > 10):
-            last = time.monotonic()
-            report(source_name, msg)
-    rc = proc.wait()
-    reader.join(timeout=5)
-    if rc != 0 or summary is None:
-        tail = "".join(stderr_tail).strip()[-2000:] or "(no output)"
-        log = config.state_dir / f"{source_name}*.log"
-        raise CrawlError(source_name, f"exit status {rc}; log: {log}\n{tail}")
     return summary
 
 

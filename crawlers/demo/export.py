@@ -16,7 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from crawlers.demo import feeds, html_pages
-from crawlers.demo.plan import SECTIONS, TDM_SECTION, srcset_widths
+from crawlers.demo.plan import srcset_widths
+from crawlers.demo.plan_base import SECTIONS, TDM_SECTION
 from crawlers.demo.site import DemoSite
 from data_schemas import atomic_write_bytes, atomic_write_json
 

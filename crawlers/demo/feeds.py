@@ -6,7 +6,7 @@ import json
 from email.utils import format_datetime
 from xml.sax.saxutils import escape
 
-from crawlers.demo.plan import TDM_SECTION, Plan
+from crawlers.demo.plan_base import TDM_SECTION, Plan
 
 FEED_ITEMS = 50  # newest articles in RSS / Atom, like real sites
 SITEMAP_CHUNK = 1000  # URLs per news sitemap file

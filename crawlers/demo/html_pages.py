@@ -11,7 +11,8 @@ import json
 from html import escape
 
 from crawlers.demo.model import Article, Slot
-from crawlers.demo.plan import SECTIONS, TDM_SECTION, Plan, srcset_widths
+from crawlers.demo.plan import srcset_widths
+from crawlers.demo.plan_base import SECTIONS, TDM_SECTION, Plan
 
 SITE_NAME = "The Demo Gazette"
 PLACEHOLDER_GIF = "data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7"

@@ -21,6 +21,7 @@ import random
 from crawlers.demo import captions as C
 from crawlers.demo.model import Slot
 from crawlers.demo.pictures import PictureFactory
+from crawlers.demo.plan_base import NOISE_RATES, trouble_count
 from crawlers.demo.plan_social import plain_post, plain_status
 
 SWAPPED_SHARE = 0.2  # of the pairs a correct pipeline keeps
@@ -44,8 +45,6 @@ def _candidates(plan) -> list[tuple[Slot, bool]]:
 
 
 def plant_caption_noise(plan, rng: random.Random, factory: PictureFactory, *, trouble: float) -> None:
-    from crawlers.demo.plan import NOISE_RATES, trouble_count
-
     if trouble <= 0:
         return
     plan.pictures_pending = factory.pictures

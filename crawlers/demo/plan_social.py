@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from crawlers.demo.model import Account, BskyAuthor, Post, Slot, Status
 from crawlers.demo.pictures import PictureFactory
+from crawlers.demo.plan_base import EPOCH, SOCIAL_RATES, trouble_count
 
 MASTODON_USERS = (("lena", "Lena Park"), ("marco", "Marco Bellini"), ("sofia", "Sofía Ruiz"),
                   ("tom", "Tom Becker"), ("yuki", "Yuki Tanaka"), ("noor", "Noor Rahman"))
@@ -36,8 +37,6 @@ def cid(*parts: object) -> str:
 
 
 def build_social(plan, rng: random.Random, factory: PictureFactory, *, trouble: float) -> None:
-    from crawlers.demo.plan import EPOCH, SOCIAL_RATES, trouble_count
-
     n = plan.articles_n
     noindex_user = rng.randrange(len(MASTODON_USERS)) if trouble > 0 else -1
     plan.accounts = [Account(id=str(100 + i), username=u, display_name=d, noindex=(i == noindex_user),
@@ -108,8 +107,6 @@ def _mark_sensitive(plan, rng: random.Random, count: int) -> None:
 
 def _mark_alt_missing(plan, rng: random.Random, trouble: float) -> None:
     """Posts whose single image has no alt text: the post text becomes the caption (or is too short to be one)."""
-    from crawlers.demo.plan import SOCIAL_RATES, trouble_count
-
     n = plan.articles_n
     singles = [s.slots[0] for s in plan.statuses if plain_status(s) and len(s.slots) == 1]
     singles += [p.slots[0] for p in plan.posts if plain_post(p) and len(p.slots) == 1]

@@ -9,7 +9,7 @@ import random
 
 from crawlers.demo import captions as C
 from crawlers.demo.model import Article, Slot
-from crawlers.demo.plan import slugify
+from crawlers.demo.plan_base import slugify
 from crawlers.demo.scenes import Scene
 
 

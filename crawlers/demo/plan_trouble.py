@@ -7,6 +7,7 @@ import random
 
 from crawlers.demo.model import EXT, Article, Slot
 from crawlers.demo.pictures import PictureFactory
+from crawlers.demo.plan_base import DUP_RATES, PAGE_TROUBLE_RATES, PAIR_TROUBLE_RATES, TDM_SECTION, trouble_count
 from crawlers.demo.plan_social import plain_post, plain_status
 
 SERVE_TROUBLE = ("truncated", "not_image", "http_404", "http_500_once", "slow", "noimageai")
@@ -19,8 +20,6 @@ CHECK_NEAR_UP_TO = 500  # articles; larger sites skip rendering near-duplicates 
 
 
 def assign_page_trouble(plan, rng: random.Random, *, trouble: float) -> None:
-    from crawlers.demo.plan import PAGE_TROUBLE_RATES, TDM_SECTION, trouble_count
-
     order = list(range(1, len(plan.articles)))  # article 0 (the newest) always stays plain
     rng.shuffle(order)
     budget = len(plan.articles) // 2
@@ -61,8 +60,6 @@ class SlotPool:
 
 
 def assign_pair_trouble(plan, rng: random.Random, factory: PictureFactory, *, trouble: float) -> None:
-    from crawlers.demo.plan import PAIR_TROUBLE_RATES, trouble_count
-
     plan._pool = pool = SlotPool(plan, rng, factory)
     for kind, rate in PAIR_TROUBLE_RATES.items():
         for _ in range(trouble_count(plan.articles_n, rate, trouble)):
@@ -97,8 +94,6 @@ def _social_slots(plan, rng: random.Random) -> list[Slot]:
 
 def plant_duplicates(plan, rng: random.Random, factory: PictureFactory, *, trouble: float) -> None:
     """Exact copies (same bytes, other URL) and near-duplicates (re-encoded / resized / cropped) on other pages."""
-    from crawlers.demo.plan import DUP_RATES, trouble_count
-
     pool: SlotPool = plan._pool
     social = _social_slots(plan, rng)
     places = ("news", "mastodon", "news", "bluesky")

@@ -16,7 +16,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 from crawlers.demo import feeds, html_pages, images, social_api
 from crawlers.demo.model import EXT, MIME
-from crawlers.demo.plan import SRCSET_WIDTHS, build_plan
+from crawlers.demo.plan import build_plan
+from crawlers.demo.plan_base import SRCSET_WIDTHS
 from crawlers.demo.truth import PairTruth, count
 from crawlers.demo.truth_build import build_truth
 

@@ -13,7 +13,7 @@ import json
 from urllib.parse import urlencode
 
 from crawlers.demo.model import Post, Status
-from crawlers.demo.plan import Plan
+from crawlers.demo.plan_base import Plan
 from crawlers.demo.plan_social import feed_generators
 
 JSON = "application/json; charset=utf-8"

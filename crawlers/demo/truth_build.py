@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from crawlers.demo.html_pages import related_teaser
 from crawlers.demo.model import Slot
-from crawlers.demo.plan import Plan
+from crawlers.demo.plan_base import Plan
 from crawlers.demo.plan_text import candidates
 from crawlers.demo.truth import DupMember, PairTruth, resolve_group
 from data_schemas import reasons as R

@@ -36,7 +36,9 @@ def crawl_command(
                                          exists=False)],
     out: Annotated[str | None, typer.Option("--out", "-o", help="output dir or URL for RAW Parquet (default: `out:`)")]
     = None,
-    source: Annotated[list[str] | None, typer.Option("--source", "-s", help="crawl only this source (repeatable)")]
+    only: Annotated[list[str] | None, typer.Option("--only", help="crawl only this source (repeatable; the flow's "
+                                                   "crawl.only)")] = None,
+    source: Annotated[list[str] | None, typer.Option("--source", "-s", hidden=True, help="deprecated name of --only")]
     = None,
     allow_private: Annotated[bool | None, typer.Option("--allow-private", help="allow private/loopback addresses")]
     = None,
@@ -53,7 +55,7 @@ def crawl_command(
     overrides = given(out=out, allow_private=allow_private,
                       parallel_sources=renamed_option("--parallel", "--parallel-sources", parallel, parallel_sources))
     try:
-        cfg = CrawlConfig.from_yaml(config, **overrides).select(source)
+        cfg = CrawlConfig.from_yaml(config, **overrides).select(renamed_option("--source", "--only", source, only))
     except ConfigError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(code=1) from None

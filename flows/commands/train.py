@@ -95,97 +95,99 @@ def _print_scores(out: Path) -> None:
                     f"median {q[1]:.3f}, p95 {q[2]:.3f} ({col.null_count} without a decodable image)")
 
 
+def train_command(
+    data: Annotated[str, typer.Option("--data", help="CLEAN dataset directory or URL (with _manifest.json).")],
+    out: Annotated[str, typer.Option("--out", help="Run directory or URL, e.g. runs/NAME.")],
+    config: Annotated[Path | None, typer.Option("--config", help="YAML file of TrainConfig fields.")] = None,
+    preset: Annotated[str | None, typer.Option(help="tiny | base | seed")] = None,
+    steps: Annotated[int | None, typer.Option(help="Optimizer steps (overrides epochs).")] = None,
+    epochs: Annotated[float | None, typer.Option(help="Epochs, when --steps is not given.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Per-process micro-batch size.")] = None,
+    resume: Annotated[str | None, typer.Option(help="'latest' or a checkpoint directory.")] = None,
+    nproc: Annotated[int, typer.Option(help="Processes (DDP via torchrun) on this machine.")] = 1,
+    device: Annotated[str | None, typer.Option(help="auto | cpu | cuda")] = None,
+    num_workers: Annotated[int | None, typer.Option(help="Loader worker processes per rank.")] = None,
+    compile: Annotated[bool | None, typer.Option("--compile/--no-compile", help="torch.compile it.")] = None,
+    eval_at_end: Annotated[bool | None, typer.Option("--eval/--no-eval", help="Evaluate on val after.")] = None,
+) -> None:
+    """Train the image-text model on CLEAN shards; checkpoints, metrics and the model go to --out."""
+    import logging
+
+    from rich.logging import RichHandler
+
+    from training.config import TrainConfig
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[RichHandler(show_path=False)])
+    try:
+        cfg = TrainConfig.from_yaml(config, data=data, out=out, preset=preset, steps=steps, epochs=epochs,
+                                    batch_size=batch_size, resume=resume, device=device,
+                                    num_workers=num_workers, compile=compile, eval_at_end=eval_at_end)
+        if nproc > 1:
+            from training.launch import launch_torchrun
+
+            run = launch_torchrun(cfg, nproc)
+        else:
+            from training.train import train
+
+            run = train(cfg)
+    except _expected_errors() as exc:
+        _fail(str(exc))
+    _print_train(run)
+
+def score_command(
+    data: Annotated[Path, typer.Option("--data", help="Dataset directory (with _manifest.json).")],
+    run: Annotated[Path | None, typer.Option("--run", help="Training run whose model scores the rows.")] = None,
+    open_clip: Annotated[str | None, typer.Option("--open-clip", help="An open_clip model name, or its JSON "
+                                                                      "model config, instead of --run.")] = None,
+    pretrained: Annotated[Path | None, typer.Option(help="open_clip weights file on disk (never downloaded).")]
+    = None,
+    name: Annotated[str | None, typer.Option(help="Scores go to DATA/_scores/NAME (default: the run's name).")]
+    = None,
+    batch_size: Annotated[int | None, typer.Option(help="Rows per forward pass.")] = None,
+    num_workers: Annotated[int | None, typer.Option(help="Image-decoding loader processes.")] = None,
+    device: Annotated[str | None, typer.Option(help="auto | cpu | cuda")] = None,
+) -> None:
+    """Embed every row (image, caption) and write their alignment (cosine) beside the dataset; resumable."""
+    import logging
+
+    from rich.logging import RichHandler
+
+    from training.config import ScoreConfig
+    from training.score import score
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[RichHandler(show_path=False)])
+    try:
+        out = score(ScoreConfig(data=data, **given(run=run, open_clip=open_clip, pretrained=pretrained, name=name,
+                                                   batch_size=batch_size, num_workers=num_workers,
+                                                   device=device)))
+    except (*_expected_errors(), ModuleNotFoundError) as exc:
+        _fail(str(exc))
+    _print_scores(out)
+
+def eval_command(
+    run: Annotated[Path, typer.Option("--run", help="Run directory written by `mmpipe train`.")],
+    data: Annotated[Path | None, typer.Option(help="Dataset whose val split to use (default: the run's).")] = None,
+    baseline: Annotated[bool | None, typer.Option(help="Also score the seed baseline (trained if missing).")]
+    = None,
+    batch_size: Annotated[int | None, typer.Option(help="Evaluation batch size.")] = None,
+    device: Annotated[str | None, typer.Option(help="auto | cpu | cuda")] = None,
+) -> None:
+    """Evaluate a run on the val split: retrieval R@1/5/10 and whether the image helps masked-token prediction."""
+    from training.config import EvalConfig
+    from training.evaluate import evaluate
+    from training.train import train_baseline
+
+    try:
+        cfg = EvalConfig(run=run, **given(data=data, baseline=baseline, batch_size=batch_size, device=device))
+        if cfg.baseline:
+            train_baseline(run)
+        path = evaluate(cfg)
+    except _expected_errors() as exc:
+        _fail(str(exc))
+    _print_eval(path)
+
+
 def register(app: typer.Typer) -> None:
-    @app.command("train")
-    def train_command(
-        data: Annotated[str, typer.Option("--data", help="CLEAN dataset directory or URL (with _manifest.json).")],
-        out: Annotated[str, typer.Option("--out", help="Run directory or URL, e.g. runs/NAME.")],
-        config: Annotated[Path | None, typer.Option("--config", help="YAML file of TrainConfig fields.")] = None,
-        preset: Annotated[str | None, typer.Option(help="tiny | base | seed")] = None,
-        steps: Annotated[int | None, typer.Option(help="Optimizer steps (overrides epochs).")] = None,
-        epochs: Annotated[float | None, typer.Option(help="Epochs, when --steps is not given.")] = None,
-        batch_size: Annotated[int | None, typer.Option(help="Per-process micro-batch size.")] = None,
-        resume: Annotated[str | None, typer.Option(help="'latest' or a checkpoint directory.")] = None,
-        nproc: Annotated[int, typer.Option(help="Processes (DDP via torchrun) on this machine.")] = 1,
-        device: Annotated[str | None, typer.Option(help="auto | cpu | cuda")] = None,
-        num_workers: Annotated[int | None, typer.Option(help="Loader worker processes per rank.")] = None,
-        compile: Annotated[bool | None, typer.Option("--compile/--no-compile", help="torch.compile it.")] = None,
-        eval_at_end: Annotated[bool | None, typer.Option("--eval/--no-eval", help="Evaluate on val after.")] = None,
-    ) -> None:
-        """Train the image-text model on CLEAN shards; checkpoints, metrics and the model go to --out."""
-        import logging
-
-        from rich.logging import RichHandler
-
-        from training.config import TrainConfig
-
-        logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[RichHandler(show_path=False)])
-        try:
-            cfg = TrainConfig.from_yaml(config, data=data, out=out, preset=preset, steps=steps, epochs=epochs,
-                                        batch_size=batch_size, resume=resume, device=device,
-                                        num_workers=num_workers, compile=compile, eval_at_end=eval_at_end)
-            if nproc > 1:
-                from training.launch import launch_torchrun
-
-                run = launch_torchrun(cfg, nproc)
-            else:
-                from training.train import train
-
-                run = train(cfg)
-        except _expected_errors() as exc:
-            _fail(str(exc))
-        _print_train(run)
-
-    @app.command("score")
-    def score_command(
-        data: Annotated[Path, typer.Option("--data", help="Dataset directory (with _manifest.json).")],
-        run: Annotated[Path | None, typer.Option("--run", help="Training run whose model scores the rows.")] = None,
-        open_clip: Annotated[str | None, typer.Option("--open-clip", help="An open_clip model name, or its JSON "
-                                                                          "model config, instead of --run.")] = None,
-        pretrained: Annotated[Path | None, typer.Option(help="open_clip weights file on disk (never downloaded).")]
-        = None,
-        name: Annotated[str | None, typer.Option(help="Scores go to DATA/_scores/NAME (default: the run's name).")]
-        = None,
-        batch_size: Annotated[int | None, typer.Option(help="Rows per forward pass.")] = None,
-        num_workers: Annotated[int | None, typer.Option(help="Image-decoding loader processes.")] = None,
-        device: Annotated[str | None, typer.Option(help="auto | cpu | cuda")] = None,
-    ) -> None:
-        """Embed every row (image, caption) and write their alignment (cosine) beside the dataset; resumable."""
-        import logging
-
-        from rich.logging import RichHandler
-
-        from training.config import ScoreConfig
-        from training.score import score
-
-        logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[RichHandler(show_path=False)])
-        try:
-            out = score(ScoreConfig(data=data, **given(run=run, open_clip=open_clip, pretrained=pretrained, name=name,
-                                                       batch_size=batch_size, num_workers=num_workers,
-                                                       device=device)))
-        except (*_expected_errors(), ModuleNotFoundError) as exc:
-            _fail(str(exc))
-        _print_scores(out)
-
-    @app.command("eval")
-    def eval_command(
-        run: Annotated[Path, typer.Option("--run", help="Run directory written by `mmpipe train`.")],
-        data: Annotated[Path | None, typer.Option(help="Dataset whose val split to use (default: the run's).")] = None,
-        baseline: Annotated[bool | None, typer.Option(help="Also score the seed baseline (trained if missing).")]
-        = None,
-        batch_size: Annotated[int | None, typer.Option(help="Evaluation batch size.")] = None,
-        device: Annotated[str | None, typer.Option(help="auto | cpu | cuda")] = None,
-    ) -> None:
-        """Evaluate a run on the val split: retrieval R@1/5/10 and whether the image helps masked-token prediction."""
-        from training.config import EvalConfig
-        from training.evaluate import evaluate
-        from training.train import train_baseline
-
-        try:
-            cfg = EvalConfig(run=run, **given(data=data, baseline=baseline, batch_size=batch_size, device=device))
-            if cfg.baseline:
-                train_baseline(run)
-            path = evaluate(cfg)
-        except _expected_errors() as exc:
-            _fail(str(exc))
-        _print_eval(path)
+    app.command("train")(train_command)
+    app.command("score")(score_command)
+    app.command("eval")(eval_command)

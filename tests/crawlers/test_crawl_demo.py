@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from crawlers.config import demo_sources
-from crawlers.stage import REPO_ROOT, crawl, crawl_source, read_summary
+from crawlers.shardproc import REPO_ROOT
+from crawlers.stage import crawl, crawl_source, read_summary
 from data_schemas import reasons as R
 from data_schemas import row_id
 from tests.crawlers.crawl_testlib import fast_config, raw_rows

@@ -52,3 +52,19 @@ def test_the_old_option_names_still_work_and_warn(tmp_path) -> None:
     output = " ".join(result.output.split())
     assert "--workers is deprecated; use --n-workers" in output
     assert "no such RAW directory" in output  # the run went on with the old name's value
+
+
+def test_the_crawl_picks_its_sources_under_one_name_in_the_cli_and_the_flow(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from flows.config import CrawlSection
+
+    assert "only" in {p.name for p in _options("crawl")} and "source" not in {p.name for p in _options("crawl")}
+    assert "only" in CrawlSection.model_fields
+    config = tmp_path / "sources.yaml"
+    config.write_text("out: raw\nsources:\n  - {name: a, kind: news, start_urls: ['http://127.0.0.1:9/']}\n")
+    for args, warned in ((["--only", "nope"], False), (["--source", "nope"], True), (["-s", "nope"], True)):
+        result = CliRunner().invoke(app, ["crawl", "--config", str(config), *args])
+        output = " ".join(result.output.split())
+        assert result.exit_code == 1 and "nope" in output, output  # the unknown source is named, nothing crawled
+        assert ("--source is deprecated; use --only" in output) is warned, output
