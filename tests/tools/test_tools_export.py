@@ -12,7 +12,7 @@ import pytest
 import webdataset as wds
 from PIL import Image
 
-from pipeline.tools import ToolError, export_dataset
+from pipeline.tools import ExportConfig, ToolError, export_dataset
 from training.openclip_compat import import_torchvision
 
 
@@ -132,3 +132,14 @@ def test_refuses_to_mix_with_an_old_export(clean_ds, tmp_path):
     assert not list(out.rglob(".*.tmp"))
     with pytest.raises(ToolError, match="unknown export format"):
         export_dataset(clean_ds.path, format="tfrecord", out=tmp_path / "x")
+
+
+def test_a_config_and_its_fields_as_keywords_export_the_same(clean_ds, tmp_path):
+    """The typed config is the entry; keyword fields (the older calling style) build the same config."""
+    by_config = export_dataset(clean_ds.path, ExportConfig(format="webdataset", out=tmp_path / "a", split="val",
+                                                           min_shards=2))
+    by_fields = export_dataset(clean_ds.path, format="webdataset", out=tmp_path / "b", split="val", min_shards=2)
+    sets = [json.loads((out / "export.json").read_text())["sets"] for out in (by_config, by_fields)]
+    assert sets[0] == sets[1] and len(sets[0]["val"]["shards"]) == 2
+    with pytest.raises(TypeError, match="either a config or its fields"):
+        export_dataset(clean_ds.path, ExportConfig(format="webdataset", out=tmp_path / "c"), min_shards=3)
