@@ -66,7 +66,8 @@ def serve_cmd(
                                                         f"'{DAILY_CRAWL}', with --demo every 5 minutes).")] = None,
     train_cron: Annotated[str | None, typer.Option(help=f"Cron of the nightly train+evaluate ('' = none; default "
                                                         f"'{NIGHTLY_TRAIN}', with --demo every 15 minutes).")] = None,
-    timezone: Annotated[str, typer.Option(help="Time zone of the cron schedules (IANA name).")] = "UTC",
+    timezone: Annotated[str | None, typer.Option(help="Time zone of the cron schedules (IANA name; default UTC).")]
+    = None,
     train_pool: Annotated[str | None, typer.Option(help="Register training in this work pool (run it with "
                                                         "`prefect worker start --pool NAME` on a GPU machine) "
                                                         "instead of serving it here.")] = None,
@@ -74,11 +75,12 @@ def serve_cmd(
     demo: Annotated[bool, typer.Option("--demo", help="Serve against a local demo site (started here), with a "
                                                       "Prefect server and UI unless PREFECT_API_URL names one; "
                                                       "one crawl+clean run starts at once.")] = False,
-    workdir: Annotated[Path, typer.Option(help="--demo: where data/ and runs/ go.")] = Path("."),
-    ui_port: Annotated[int, typer.Option(help="--demo: port of the Prefect server it starts (a free one when "
-                                              "taken).")] = 4200,
-    articles: Annotated[int, typer.Option(min=4, help="--demo: articles on the demo site.")] = 60,
-    steps: Annotated[int, typer.Option(min=1, help="--demo: training steps per scheduled training run.")] = 300,
+    workdir: Annotated[Path | None, typer.Option(help="--demo: where data/ and runs/ go (default: here).")] = None,
+    ui_port: Annotated[int | None, typer.Option(help="--demo: port of the Prefect server it starts (a free one when "
+                                              "taken; default 4200).")] = None,
+    articles: Annotated[int | None, typer.Option(min=4, help="--demo: articles on the demo site.")] = None,
+    steps: Annotated[int | None, typer.Option(min=1, help="--demo: training steps per scheduled training run.")]
+    = None,
 ) -> None:
     """Register the deployments (daily crawl+clean, nightly train, on-demand runs) and serve them until Ctrl-C.
 
@@ -91,7 +93,7 @@ def serve_cmd(
     if demo:
         from flows.demo import DemoOptions
 
-        _serve_demo(config, DemoOptions(workdir=workdir, articles=articles, steps=steps), ui_port=ui_port,
+        _serve_demo(config, DemoOptions(**given(workdir=workdir, articles=articles, steps=steps)), ui_port=ui_port,
                     timezone=timezone, no_schedules=no_schedules, crawl_cron=crawl_cron, train_cron=train_cron)
         return
     crawl_cron = DAILY_CRAWL if crawl_cron is None else crawl_cron
@@ -103,14 +105,14 @@ def serve_cmd(
         raise _fail(f"{exc}" + ("" if config else " (no --config given: the default config has no sources)")) from None
     options = ServeOptions(crawl_cron=None if no_schedules else (crawl_cron or None),
                            train_cron=None if no_schedules else (train_cron or None),
-                           timezone=timezone, train_pool=train_pool)
+                           train_pool=train_pool, **given(timezone=timezone))
     try:
         serve(cfg, options)
     except (DeploymentError, ValueError) as exc:  # ValueError: e.g. an invalid cron expression or time zone
         raise _fail(str(exc)) from None
 
 
-def _serve_demo(config: Path | None, demo: Any, *, ui_port: int, timezone: str, no_schedules: bool,
+def _serve_demo(config: Path | None, demo: Any, *, ui_port: int | None, timezone: str | None, no_schedules: bool,
                 crawl_cron: str | None, train_cron: str | None) -> None:
     from rich.console import Console
 
@@ -123,7 +125,7 @@ def _serve_demo(config: Path | None, demo: Any, *, ui_port: int, timezone: str, 
     crawl = DEMO_CRAWL_CRON if crawl_cron is None else crawl_cron
     train = DEMO_TRAIN_CRON if train_cron is None else train_cron
     options = ServeOptions(crawl_cron=None if no_schedules else (crawl or None),
-                           train_cron=None if no_schedules else (train or None), timezone=timezone)
+                           train_cron=None if no_schedules else (train or None), **given(timezone=timezone))
 
     def announce(site: str, ui: str) -> None:
         console.print(f"[green]demo site[/green] {site}; [green]Prefect UI[/green] [bold]{ui}[/bold] "
@@ -131,7 +133,7 @@ def _serve_demo(config: Path | None, demo: Any, *, ui_port: int, timezone: str, 
                       "one crawl+clean run now.  Ctrl-C stops.", highlight=False, soft_wrap=True)
 
     try:
-        serve_demo(demo, options, ui_port=ui_port, announce=announce)
+        serve_demo(demo, options, announce=announce, **given(ui_port=ui_port))
     except (DemoError, DeploymentError, ValueError) as exc:
         raise _fail(str(exc)) from None
 

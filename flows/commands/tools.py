@@ -53,23 +53,23 @@ def _print_json(obj) -> None:
 
 def inspect_cmd(
     dataset: Annotated[Path, typer.Argument(help="A CLEAN dataset dir, a RAW crawl dir, or one .parquet shard.")],
-    sample: Annotated[int, typer.Option("--sample", "-n", help="Show N matching rows: a random sample, "
-                                                                  "stratified by source (see --seed).")] = 0,
+    sample: Annotated[int | None, typer.Option("--sample", "-n", help="Show N matching rows: a random sample, "
+                                                                  "stratified by source (see --seed).")] = None,
     where: Annotated[str | None, typer.Option(
         help="SQL predicate over the rows' columns (DuckDB), e.g. \"lang = 'de'\"; no subqueries, no table or "
              "file functions (read_csv, read_text, ...), no getenv: it can only filter the rows.")] = None,
     html: Annotated[Path | None, typer.Option(help="Write a self-contained HTML report here.")] = None,
     grid: Annotated[Path | None, typer.Option(help="Write a PNG contact sheet of thumbnails here.")] = None,
     thumbs: Annotated[int | None, typer.Option(help="Images in the report/sheet (default: --sample or 24).")] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the sample (the same seed shows the same rows).")] = 0,
+    seed: Annotated[int | None, typer.Option(help="Seed of the sample (the same seed shows the same rows).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the numbers as JSON.")] = False,
 ) -> None:
     """Summarise a dataset: shards, rows, splits, sources, funnel, caption and image sizes, languages."""
     from pipeline.tools import inspect_dataset
     from pipeline.tools.render import render_inspect
 
-    report = _run(inspect_dataset, dataset, sample=sample, where=where, html=html, grid=grid, thumbs=thumbs,
-                  seed=seed)
+    report = _run(inspect_dataset, dataset, where=where, html=html, grid=grid, thumbs=thumbs,
+                  **given(sample=sample, seed=seed))
     if as_json:
         _print_json(report)
     else:
@@ -107,7 +107,8 @@ def takedown_cmd(
     sha256: Annotated[list[str] | None, typer.Option("--sha256", help="sha256 of the stored image (repeatable).")]
     = None,
     file: Annotated[Path | None, typer.Option("--file", help="One entry per line: sha256, URL or domain.")] = None,
-    reason: Annotated[str, typer.Option(help="Why (recorded in _takedowns.jsonl and _blocklist.jsonl).")] = "",
+    reason: Annotated[str | None, typer.Option(help="Why (recorded in _takedowns.jsonl and _blocklist.jsonl).")]
+    = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be removed; write nothing.")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Only finish an interrupted takedown.")] = False,
 ) -> None:
@@ -120,7 +121,7 @@ def takedown_cmd(
         if not file.is_file():
             raise _fail(f"{file}: takedown list not found")
         lines = file.read_text(encoding="utf-8").splitlines()
-    request = _run(TakedownRequest.from_lines, lines, reason=reason, file=str(file) if file else None)
+    request = _run(TakedownRequest.from_lines, lines, **given(reason=reason), file=str(file) if file else None)
     extra = _run(TakedownRequest, urls=list(url or []), domains=list(domain or []), sha256=list(sha256 or []))
     request.urls += extra.urls
     request.domains += extra.domains
@@ -172,18 +173,20 @@ def browse_cmd(
     dataset: Annotated[Path, typer.Argument(help="The CLEAN dataset dir to browse.")],
     run: Annotated[Path | None, typer.Option("--run", help="A training run: text-to-image search and 'more like "
                                              "this' with its model (scores missing rows first).")] = None,
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8765,
-    host: Annotated[str, typer.Option(help="Address to bind (default: this machine only).")] = "127.0.0.1",
-    device: Annotated[str, typer.Option(help="With --run: auto, cpu or cuda.")] = "auto",
+    port: Annotated[int | None, typer.Option(help="Port to listen on (default 8765).")] = None,
+    host: Annotated[str | None, typer.Option(help="Address to bind (default: this machine only).")] = None,
+    device: Annotated[str | None, typer.Option(help="With --run: auto, cpu or cuda.")] = None,
 ) -> None:
     """A local web app over the dataset: images, filters, search, SQL, drop reasons, duplicates, plots, takedown."""
     from pipeline.tools.browse import browse
+    from pipeline.tools.browse.app import DEFAULT_HOST, DEFAULT_PORT
 
+    host, port = host or DEFAULT_HOST, DEFAULT_PORT if port is None else port
     search = None
     if run is not None:
         from flows.browse_search import run_search
 
-        search = _run(run_search, dataset, run, device=device, progress=err_console.is_terminal)
+        search = _run(run_search, dataset, run, **given(device=device), progress=err_console.is_terminal)
     if host not in ("127.0.0.1", "localhost", "::1"):
         err_console.print(f"warning: listening on {host}: anyone who can reach it can browse this dataset")
     console.print(Text.assemble(("browse ", "green"), f"{dataset} at http://{host}:{port}/ (Ctrl+C to stop)"))

@@ -68,3 +68,19 @@ def test_the_crawl_picks_its_sources_under_one_name_in_the_cli_and_the_flow(tmp_
         output = " ".join(result.output.split())
         assert result.exit_code == 1 and "nope" in output, output  # the unknown source is named, nothing crawled
         assert ("--source is deprecated; use --only" in output) is warned, output
+
+
+# Options whose concept only the CLI has (no function or config holds a default for it).
+CLI_ONLY = {("train", "nproc"), ("run", "flow")}
+
+
+def _commands(group, prefix: str = ""):
+    for name, cmd in getattr(group, "commands", {}).items():
+        yield from _commands(cmd, f"{prefix}{name} ") if hasattr(cmd, "commands") else [(f"{prefix}{name}", cmd)]
+
+
+def test_no_command_restates_a_default_that_its_function_or_config_holds() -> None:
+    restated = [(name, p.name, p.default) for name, cmd in _commands(typer.main.get_command(app))
+                for p in cmd.params if isinstance(p, TyperOption) and not p.hidden and not p.is_flag
+                and p.default not in (None, ()) and p.name != "help" and (name, p.name) not in CLI_ONLY]
+    assert restated == [], "default these options to None and let the function or config decide"

@@ -280,8 +280,12 @@ def create_app(dataset: str | Path, *, search: ImageSearch | None = None,
     return app
 
 
-def browse(dataset: str | Path, *, host: str = "127.0.0.1", port: int = 8765, search: ImageSearch | None = None,
-           log_level: str = "warning") -> None:
+DEFAULT_HOST = "127.0.0.1"  # this machine only: the browser can take rows down
+DEFAULT_PORT = 8765
+
+
+def browse(dataset: str | Path, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
+           search: ImageSearch | None = None, log_level: str = "warning") -> None:
     """Serve the browser until interrupted (the CLI's `mmpipe browse`)."""
     import uvicorn
 
